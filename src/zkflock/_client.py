@@ -1,0 +1,328 @@
+"""The one boundary around kazoo.
+
+Only this module imports kazoo's client and exceptions. Everything above it
+sees typed methods, our own errors (translated in :func:`translated`, chained
+with ``from``), and three connection states: ``connected``, ``suspended``
+(maybe lost) and ``lost`` (the session expired or was closed).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from typing import Any
+
+from kazoo import exceptions as ke
+from kazoo.client import KazooClient, KazooState, _prefix_root
+from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.protocol.serialization import Create2
+from kazoo.protocol.states import EventType, WatchedEvent
+
+from zkflock._errors import (
+    AuthFailedError,
+    ConnectError,
+    LockTimeoutError,
+    SessionExpiredError,
+    ZkflockError,
+)
+
+log = logging.getLogger("zkflock")
+
+CONNECTED = "connected"
+SUSPENDED = "suspended"
+LOST = "lost"
+
+
+class _CreateContainer(Create2):  # type: ignore[misc]
+    """ZooKeeper's createContainer (opcode 19, 3.5.3+), which kazoo's ``create``
+    cannot send. The server deletes an empty container once it has had
+    children, so lock parents do not pile up (kazoo #329, #334)."""
+
+    type = 19
+
+
+CONTAINER_FLAGS = 4
+
+
+class NodeMissingError(ZkflockError):
+    """Internal: a node the operation needs does not exist."""
+
+
+class Disconnected(ConnectError):
+    """Internal: the connection dropped during the call; the session may live on."""
+
+
+@contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Translate kazoo's exceptions into zkflock's, chained with ``from``."""
+    try:
+        yield
+    except ke.AuthFailedError as exc:
+        raise AuthFailedError(
+            f"{what}: ZooKeeper refused our credentials; check ZKFLOCK_AUTH"
+        ) from exc
+    except (ke.SessionExpiredError, ke.ConnectionClosedError) as exc:
+        raise SessionExpiredError(
+            f"{what}: the ZooKeeper session expired; locks it held are gone"
+        ) from exc
+    except ke.ConnectionLoss as exc:
+        raise Disconnected(f"{what}: the connection to ZooKeeper dropped") from exc
+    except ke.NoNodeError as exc:
+        raise NodeMissingError(f"{what}: no such node") from exc
+    except (KazooTimeoutError, ke.OperationTimeoutError) as exc:
+        raise ConnectError(f"{what}: ZooKeeper did not answer in time") from exc
+    except ke.ZookeeperStoppedError as exc:
+        raise ConnectError(f"{what}: the session is closed") from exc
+    except ke.KazooException as exc:
+        raise ConnectError(f"{what}: ZooKeeper said {type(exc).__name__}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    """A contender node we made (or adopted), its fencing token, the queue."""
+
+    node: str
+    token: int
+    children: list[str] | None  # None: the listing was lost, look again
+
+
+class ZkClient:
+    """A started kazoo client behind typed methods."""
+
+    def __init__(self, client: KazooClient, *, owned: bool) -> None:
+        self._client = client
+        self._owned = owned
+        self._listeners: list[Callable[[str], None]] = []
+        client.add_listener(self._on_state)
+
+    @classmethod
+    def connect(
+        cls,
+        hosts: str,
+        *,
+        session_timeout: float,
+        connect_timeout: float,
+        auth: Sequence[tuple[str, str]] = (),
+        acl: Sequence[Any] | None = None,
+        tls: dict[str, Any] | None = None,
+    ) -> ZkClient:
+        """Start a client; ConnectError after ``connect_timeout`` if nobody answers."""
+        kwargs: dict[str, Any] = dict(tls or {})
+        client = KazooClient(
+            hosts=hosts,
+            timeout=session_timeout,
+            auth_data=list(auth) or None,
+            default_acl=acl,
+            **kwargs,
+        )
+        try:
+            with translated(f"connecting to ZooKeeper at {hosts}"):
+                client.start(timeout=connect_timeout)
+        except ZkflockError as exc:
+            client.stop()
+            client.close()
+            if isinstance(exc, AuthFailedError):
+                raise
+            raise ConnectError(
+                f"cannot reach ZooKeeper at {hosts} within {connect_timeout} s: "
+                "check that it runs ('zkflock server status') and --hosts/ZKFLOCK_HOSTS"
+            ) from exc
+        if auth and client.state != KazooState.CONNECTED:  # pragma: no cover - racy
+            raise AuthFailedError(f"ZooKeeper at {hosts} refused our credentials")
+        return cls(client, owned=True)
+
+    # -- connection state ---------------------------------------------------
+
+    def _on_state(self, state: str) -> None:
+        # Runs on kazoo's connection thread: never block here.
+        mapped = {KazooState.CONNECTED: CONNECTED, KazooState.SUSPENDED: SUSPENDED}
+        name = mapped.get(state, LOST)
+        for listener in list(self._listeners):
+            try:
+                listener(name)
+            except Exception:  # pragma: no cover - a listener bug must not kill kazoo
+                log.exception("zkflock connection listener failed")
+
+    def add_listener(self, listener: Callable[[str], None]) -> None:
+        self._listeners.append(listener)
+
+    @property
+    def state(self) -> str:
+        state = self._client.state
+        return CONNECTED if state == KazooState.CONNECTED else (
+            SUSPENDED if state == KazooState.SUSPENDED else LOST
+        )
+
+    @property
+    def session_id(self) -> int | None:
+        client_id = self._client.client_id
+        return None if client_id is None else int(client_id[0])
+
+    @property
+    def negotiated_timeout(self) -> float:
+        return float(self._client._session_timeout) / 1000.0
+
+    @property
+    def kazoo(self) -> KazooClient:
+        """The kazoo client itself, for the benchmarks and the tests."""
+        return self._client
+
+    def wait_connected(self, timeout: float | None) -> bool:
+        return bool(self._client._live.wait(timeout))
+
+    def close(self) -> None:
+        self._client.remove_listener(self._on_state)
+        if self._owned:
+            try:
+                self._client.stop()
+            finally:
+                self._client.close()
+
+    # -- nodes --------------------------------------------------------------
+
+    def ensure_persistent(self, path: str) -> None:
+        with translated(f"creating {path}"):
+            self._client.ensure_path(path)
+
+    def create_container(self, path: str) -> None:
+        result = self._client.handler.async_result()
+        request = _CreateContainer(
+            _prefix_root(self._client.chroot, path), b"", self._acl(), CONTAINER_FLAGS
+        )
+        self._client._call(request, result)
+        with translated(f"creating {path}"), suppress(ke.NodeExistsError):
+            result.get()
+
+    def _acl(self) -> list[Any]:
+        from kazoo.security import OPEN_ACL_UNSAFE
+
+        return list(self._client.default_acl or OPEN_ACL_UNSAFE)
+
+    def enqueue(self, parent: str, prefix: str, data: bytes, guid: str) -> Enqueued:
+        """Create our ephemeral sequential node and list the queue, pipelined.
+
+        ZooKeeper answers one session's requests in order, so the listing sent
+        right behind the create already contains our node: one round trip.
+        """
+        client = self._client
+        created = client.create_async(
+            f"{parent}/{prefix}", data, ephemeral=True, sequence=True, include_data=True
+        )
+        listed = client.get_children_async(parent)
+        with translated(f"queueing under {parent}"):
+            path, stat = created.get()
+        try:
+            with translated(f"listing {parent}"):
+                children: list[str] | None = list(listed.get())
+        except Disconnected:
+            children = None
+        return Enqueued(path.rsplit("/", 1)[1], int(stat.czxid), children)
+
+    def find_own(self, parent: str, guid: str) -> Enqueued | None:
+        """After a lost create reply: find our node by its guid, and adopt it
+        only if our current session owns it.
+
+        A node of an earlier, dying session is deleted instead: kazoo matches
+        the guid alone and can adopt a node the server is about to remove with
+        its session (Curator's CURATOR-498).
+        """
+        with translated(f"listing {parent}"):
+            children = self._client.get_children(parent)
+        session = self.session_id
+        for child in children:
+            if guid not in child:
+                continue
+            path = f"{parent}/{child}"
+            with translated(f"reading {path}"):
+                stat = self._client.exists(path)
+            if stat is None:
+                continue
+            if stat.ephemeralOwner == session:
+                return Enqueued(child, int(stat.czxid), list(children))
+            self.delete(path)
+        return None
+
+    def children(self, parent: str) -> list[str]:
+        with translated(f"listing {parent}"):
+            return list(self._client.get_children(parent))
+
+    def watch(self, paths: Sequence[str], on_event: Callable[[bool], None]) -> bool:
+        """Set exists watches on ``paths``, pipelined. ``on_event(deleted)``
+        runs on kazoo's callback thread. Returns False when one is already
+        gone (the caller must look again rather than wait)."""
+
+        def fire(event: WatchedEvent) -> None:
+            on_event(event.type == EventType.DELETED)
+
+        pending = [self._client.exists_async(p, watch=fire) for p in paths]
+        all_there = True
+        for path, result in zip(paths, pending, strict=True):
+            with translated(f"watching {path}"):
+                if result.get() is None:
+                    all_there = False
+        return all_there
+
+    def delete(self, path: str) -> bool:
+        """Delete ``path``; False if it was already gone."""
+        try:
+            with translated(f"deleting {path}"):
+                self._client.delete(path)
+        except NodeMissingError:
+            return False
+        return True
+
+    def set_data(self, path: str, data: bytes) -> None:
+        with translated(f"writing {path}"):
+            self._client.set_data(path, data)
+
+    def set_data_nowait(self, path: str, data: bytes) -> None:
+        """Send a set_data without waiting for its reply (per-session order
+        still puts it before anything we send later)."""
+        with translated(f"writing {path}"):
+            self._client.set_async(path, data)
+
+    def get_data(self, path: str) -> tuple[bytes, int, int] | None:
+        """(data, czxid, ephemeralOwner) of ``path``, or None if it is missing."""
+        try:
+            with translated(f"reading {path}"):
+                data, stat = self._client.get(path)
+        except NodeMissingError:
+            return None
+        return bytes(data), int(stat.czxid), int(stat.ephemeralOwner)
+
+    def children_data(self, parent: str) -> list[tuple[str, bytes, int, int]]:
+        """Every child with its data, czxid and mtime (ms), read pipelined."""
+        try:
+            names = self.children(parent)
+        except NodeMissingError:
+            return []
+        pending = [(n, self._client.get_async(f"{parent}/{n}")) for n in names]
+        out = []
+        for name, result in pending:
+            try:
+                with translated(f"reading {parent}/{name}"):
+                    data, stat = result.get()
+            except NodeMissingError:
+                continue
+            out.append((name, bytes(data), int(stat.czxid), int(stat.ctime)))
+        return out
+
+
+def new_guid() -> str:
+    return uuid.uuid4().hex
+
+
+def remaining(deadline: float | None) -> float | None:
+    """Seconds left until a monotonic deadline (None: no deadline)."""
+    if deadline is None:
+        return None
+    return max(0.0, deadline - time.monotonic())
+
+
+def expired(deadline: float | None, name: str, timeout: float | None) -> None:
+    if deadline is not None and time.monotonic() >= deadline:
+        raise LockTimeoutError(name, timeout)

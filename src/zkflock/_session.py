@@ -1,0 +1,353 @@
+"""``connect()`` and ``Session``: one ZooKeeper session and what it holds.
+
+The session turns connection states into lock-loss events, as DESIGN says:
+
+- ``suspended`` means *maybe lost*: ``ensure_held`` raises at once, and a local
+  timer starts. kazoo reports LOST only once it reaches a server again, so a
+  partitioned client would go on believing it holds locks the ensemble has
+  already handed on; like Curator 3, when the timer passes the session
+  timeout we declare every lock lost without waiting for the server.
+- ``lost`` (expired or closed) and a reconnect under a new session id are
+  definite losses.
+
+Each declared loss bumps an *epoch*; a lock is held only while the epoch it
+was acquired in is current and the connection is up. Nodes of lost locks, and
+of every failed acquire, are deleted by a reaper thread that retries until
+they are gone (kazoo #732: a swallowed delete during SUSPENDED leaves a node
+that blocks everyone for as long as the session lives).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from zkflock._client import CONNECTED, LOST, SUSPENDED, Disconnected, ZkClient
+from zkflock._config import Settings, resolve
+from zkflock._errors import ZkflockError
+from zkflock._names import lock_parent, normalize_name
+
+if TYPE_CHECKING:
+    from kazoo.client import KazooClient
+
+    from zkflock._locks import Lock
+    from zkflock._status import Holder
+
+log = logging.getLogger("zkflock")
+
+_REAP_INTERVAL = 0.5
+
+
+class Session:
+    """A ZooKeeper session and the locks it holds.
+
+    >>> with zkflock.connect("127.0.0.1:2181") as zk:          # doctest: +SKIP
+    ...     with zk.lock("data/data.txt", timeout=10) as held:
+    ...         print(held.token)
+    """
+
+    def __init__(
+        self,
+        hosts: str | None = None,
+        *,
+        client: KazooClient | None = None,
+        root: str | os.PathLike[str] | None = None,
+        namespace: str | None = None,
+        session_timeout: float | None = None,
+        connect_timeout: float | None = None,
+        auth: Sequence[tuple[str, str]] | tuple[str, str] | None = None,
+        tls: Any = None,
+    ) -> None:
+        self.settings: Settings = resolve(
+            hosts,
+            root=root,
+            namespace=namespace,
+            session_timeout=session_timeout,
+            connect_timeout=connect_timeout,
+        )
+        if client is not None:
+            self._zk = ZkClient(client, owned=False)
+        else:
+            self._zk = ZkClient.connect(
+                self.settings.hosts,
+                session_timeout=self.settings.session_timeout,
+                connect_timeout=self.settings.connect_timeout,
+            )
+        self._mutex = threading.RLock()
+        self._epoch = 0
+        self._session_id = self._zk.session_id
+        self._state = self._zk.state
+        self._timer: threading.Timer | None = None
+        self._held: dict[int, Lock] = {}
+        self._wakeups: set[threading.Event] = set()
+        self._doomed: set[str] = set()
+        self._doomed_guids: set[tuple[str, str]] = set()
+        self._known_parents: set[str] = set()
+        self._tasks: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._closed = False
+        self._worker = threading.Thread(target=self._run, name="zkflock-session", daemon=True)
+        self._worker.start()
+        self._zk.add_listener(self._on_state)
+
+    # -- public surface -----------------------------------------------------
+
+    def lock(
+        self,
+        name: str,
+        *,
+        timeout: float | None = None,
+        reentrant: bool = False,
+        on_lost: Callable[[Lock], None] | None = None,
+        purpose: str = "",
+    ) -> Lock:
+        """An exclusive, FIFO lock on ``name`` (a path relative to the root)."""
+        from zkflock._locks import Lock
+
+        return Lock(
+            self, name, timeout=timeout, reentrant=reentrant, on_lost=on_lost, purpose=purpose
+        )
+
+    def holders(self, name: str) -> list[Holder]:
+        """Holders and waiters of lock ``name``, in queue order."""
+        from zkflock._status import list_holders
+
+        return list_holders(self, name)
+
+    def lock_names(self) -> list[str]:
+        """Names of every lock that has a queue now."""
+        from zkflock._status import list_lock_names
+
+        return list_lock_names(self)
+
+    @property
+    def hosts(self) -> str:
+        return self.settings.hosts
+
+    @property
+    def connected(self) -> bool:
+        return self._state == CONNECTED
+
+    def close(self) -> None:
+        """Release every lock this session holds and end the session."""
+        if self._closed:
+            return
+        for held in list(self._held.values()):
+            try:
+                held._release_all()
+            except ZkflockError as exc:  # pragma: no cover - best effort on close
+                log.warning("releasing %s on close failed: %s", held.name, exc)
+        self._closed = True
+        self._cancel_timer()
+        self._tasks.put(None)
+        self._worker.join(timeout=5)
+        self._zk.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- for the lock kinds -------------------------------------------------
+
+    @property
+    def zk(self) -> ZkClient:
+        return self._zk
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch
+
+    def is_live(self, epoch: int) -> bool:
+        return self._state == CONNECTED and epoch == self._epoch
+
+    def state_reason(self, epoch: int) -> str:
+        if epoch != self._epoch:
+            return "the ZooKeeper session was lost (expired, or unreachable past its timeout)"
+        if self._state == SUSPENDED:
+            return "the connection to ZooKeeper is suspended, so it may have been handed on"
+        return "the session is closed"
+
+    def lock_path(self, name: str) -> tuple[str, str]:
+        """(normalised name, lock parent znode) for a lock name."""
+        norm = normalize_name(name, self.settings.root)
+        return norm, lock_parent(norm, self.settings.namespace)
+
+    def ensure_parent(self, parent: str) -> None:
+        """Make the lock parent exist: a container, so the server removes it
+        once empty; its ancestors are plain persistent nodes."""
+        base = parent.rsplit("/", 1)[0]
+        if base not in self._known_parents:
+            self._zk.ensure_persistent(base)
+            self._known_parents.add(base)
+        self._zk.create_container(parent)
+
+    def register_held(self, held: Lock) -> None:
+        with self._mutex:
+            self._held[id(held)] = held
+
+    def unregister_held(self, held: Lock) -> None:
+        with self._mutex:
+            self._held.pop(id(held), None)
+
+    def own_nodes(self, parent: str) -> set[str]:
+        """Nodes this session holds under ``parent`` (for downgrades)."""
+        with self._mutex:
+            return {n for h in self._held.values() for n in h.nodes_under(parent)}
+
+    def add_wakeup(self, event: threading.Event) -> None:
+        with self._mutex:
+            self._wakeups.add(event)
+
+    def remove_wakeup(self, event: threading.Event) -> None:
+        with self._mutex:
+            self._wakeups.discard(event)
+
+    def discard(self, path: str) -> None:
+        """Delete our node now, or have the reaper retry until it is gone."""
+        try:
+            self._zk.delete(path)
+        except Disconnected:
+            self._doom(path)
+        except ZkflockError as exc:
+            if self._state != LOST:
+                log.info("deleting %s failed (%s); retrying in the background", path, exc)
+                self._doom(path)
+
+    def discard_guid(self, parent: str, guid: str) -> None:
+        """A create whose reply never came may have made a node: find and delete it."""
+        with self._mutex:
+            self._doomed_guids.add((parent, guid))
+        self._tasks.put(self._reap)
+
+    def _doom(self, path: str) -> None:
+        with self._mutex:
+            self._doomed.add(path)
+        self._tasks.put(self._reap)
+
+    # -- connection states --------------------------------------------------
+
+    def _on_state(self, state: str) -> None:
+        # kazoo's connection thread: record, wake waiters, defer real work.
+        with self._mutex:
+            self._state = state
+            if state == SUSPENDED:
+                self._start_timer()
+            elif state == LOST:
+                self._cancel_timer()
+                self._declare_lost("the ZooKeeper session expired")
+            else:
+                self._cancel_timer()
+                new_id = self._zk.session_id
+                if new_id != self._session_id:
+                    self._declare_lost("the ZooKeeper session was replaced by a new one")
+                    self._session_id = new_id
+                self._tasks.put(self._reap)
+            for event in self._wakeups:
+                event.set()
+
+    def _start_timer(self) -> None:
+        if self._timer is not None:
+            return
+        timer = threading.Timer(
+            self._zk.negotiated_timeout,
+            self._declare_lost,
+            args=("ZooKeeper was unreachable for longer than the session timeout",),
+        )
+        timer.daemon = True
+        self._timer = timer
+        timer.start()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _declare_lost(self, reason: str) -> None:
+        with self._mutex:
+            self._timer = None
+            self._epoch += 1
+            lost = list(self._held.values())
+            self._held.clear()
+            for event in self._wakeups:
+                event.set()
+        if lost:
+            log.warning("%s: %d lock(s) lost", reason, len(lost))
+        for held in lost:
+            for node in held.forget_lost(reason):
+                self._doomed.add(node)
+            self._tasks.put(held.notify_lost)
+        self._tasks.put(self._reap)
+
+    # -- the worker: callbacks and the reaper ---------------------------------
+
+    def _run(self) -> None:
+        while True:
+            try:
+                task = self._tasks.get(timeout=_REAP_INTERVAL if self._doomed_any() else None)
+            except queue.Empty:
+                task = self._reap
+            if task is None:
+                return
+            try:
+                task()
+            except Exception:  # pragma: no cover - keep the worker alive
+                log.exception("zkflock session task failed")
+
+    def _doomed_any(self) -> bool:
+        return bool(self._doomed or self._doomed_guids)
+
+    def _reap(self) -> None:
+        if self._state != CONNECTED or self._closed:
+            return
+        with self._mutex:
+            paths = list(self._doomed)
+            guids = list(self._doomed_guids)
+        for path in paths:
+            try:
+                self._zk.delete(path)
+            except ZkflockError:
+                continue
+            with self._mutex:
+                self._doomed.discard(path)
+        for parent, guid in guids:
+            try:
+                for child in self._zk.children(parent):
+                    if guid in child:
+                        self._zk.delete(f"{parent}/{child}")
+            except Disconnected:
+                continue
+            except ZkflockError:
+                pass
+            with self._mutex:
+                self._doomed_guids.discard((parent, guid))
+
+
+def connect(
+    hosts: str | None = None,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    namespace: str | None = None,
+    session_timeout: float | None = None,
+    connect_timeout: float | None = None,
+    auth: Sequence[tuple[str, str]] | tuple[str, str] | None = None,
+    tls: Any = None,
+) -> Session:
+    """Connect to ZooKeeper and return a :class:`Session`.
+
+    ``hosts`` defaults to ``ZKFLOCK_HOSTS``, then ``127.0.0.1:2181``. Raises
+    :class:`~zkflock.ConnectError` after ``connect_timeout`` if nobody answers.
+    """
+    return Session(
+        hosts,
+        root=root,
+        namespace=namespace,
+        session_timeout=session_timeout,
+        connect_timeout=connect_timeout,
+        auth=auth,
+        tls=tls,
+    )
