@@ -1,0 +1,69 @@
+# zkflock — developer entry points. `make setup` is idempotent: a second run does nothing.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := test
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+ZK_JAR := /usr/share/java/zookeeper.jar
+SERVER_DIR := .zkflock/server
+
+.PHONY: setup system-deps demo test lint torture bench slow clean distclean
+
+setup: system-deps $(VENV)/.stamp
+
+# ZooKeeper 3.8 and Java 17 come from Debian's packages (default-jre-headless is
+# a dependency of zookeeper; it is named too in case java was removed since).
+system-deps:
+	@if [ -f $(ZK_JAR) ] && command -v java >/dev/null 2>&1; then exit 0; fi; \
+	sudo=""; \
+	if [ "$$(id -u)" != 0 ]; then \
+	  if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else \
+	    echo "zkflock: ZooKeeper is missing: install the Debian packages 'zookeeper' and 'default-jre-headless' as root, then run 'make setup' again" >&2; exit 1; \
+	  fi; \
+	fi; \
+	echo "zkflock: installing ZooKeeper and Java with apt-get"; \
+	if ! { $$sudo apt-get update -q && \
+	       $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q zookeeper default-jre-headless; } \
+	   || [ ! -f $(ZK_JAR) ] || ! command -v java >/dev/null 2>&1; then \
+	  echo "zkflock: could not install ZooKeeper: install the Debian packages 'zookeeper' and 'default-jre-headless' (Java 17), then run 'make setup' again" >&2; \
+	  exit 1; \
+	fi
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstalled only when pyproject.toml is newer than the stamp.
+$(VENV)/.stamp: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+demo: setup
+	$(BIN)/zkflock demo
+
+test: setup
+	$(BIN)/python -m pytest -q
+	@$(MAKE) --no-print-directory lint
+
+lint: setup
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy src
+
+torture: setup
+	$(BIN)/zkflock torture --nemesis all --clients 4 --duration 60
+
+bench: setup
+	$(BIN)/zkflock bench
+
+slow: setup
+	$(BIN)/python -m pytest -q -m slow
+
+clean:
+	@if [ -x $(BIN)/zkflock ] && [ -f $(SERVER_DIR)/state.json ]; then \
+	  $(BIN)/zkflock server stop --dir $(SERVER_DIR) || true; fi
+	rm -rf .zkflock build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,3 @@
+from zkflock.cli import main
+
+main(prog_name="zkflock")

@@ -1,0 +1,76 @@
+"""The ``zkflock`` command: a thin click layer over the library.
+
+Each command group lives in its own ``_cli_*`` module exposing ``register(main)``;
+add a module to ``COMMAND_MODULES`` to plug it in.
+"""
+
+from __future__ import annotations
+
+import importlib
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import click
+
+from zkflock._errors import ZkflockError
+
+# >>> Command modules, each with a ``register(group: click.Group) -> None``.
+# >>> Add one line per module (e.g. "zkflock._cli_locks", "zkflock._cli_demo").
+COMMAND_MODULES: Sequence[str] = (
+    "zkflock._cli_server",
+)
+
+
+@dataclass(frozen=True)
+class CliContext:
+    """The global options, shared by every command through ``ctx.obj``."""
+
+    hosts: str | None
+    root: str | None
+    json: bool
+    verbose: int
+
+
+def _version() -> str:
+    try:
+        return version("zkflock")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class _Group(click.Group):
+    """Turns every ZkflockError into one line on stderr and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ZkflockError as err:
+            obj = ctx.find_object(CliContext)
+            if obj is not None and obj.verbose:
+                traceback.print_exc()
+            click.echo(f"zkflock: error: {err}", err=True)
+            ctx.exit(err.exit_code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--hosts", envvar="ZKFLOCK_HOSTS", help="ZooKeeper hosts, e.g. 127.0.0.1:2181.")
+@click.option("--root", envvar="ZKFLOCK_ROOT", help="Shared root that lock names are relative to.")
+@click.option("--json", "json_output", is_flag=True, help="Machine-readable output.")
+@click.option("-v", "--verbose", count=True, help="More output; -v shows tracebacks.")
+@click.version_option(_version(), prog_name="zkflock")
+@click.pass_context
+def main(ctx: click.Context, hosts: str | None, root: str | None, json_output: bool,
+         verbose: int) -> None:
+    """Distributed file locking on Apache ZooKeeper."""
+    ctx.obj = CliContext(hosts=hosts, root=root, json=json_output, verbose=verbose)
+
+
+def _register_commands(group: click.Group) -> None:
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(group)
+
+
+_register_commands(main)
