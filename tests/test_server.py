@@ -82,7 +82,9 @@ def test_render_ensemble_and_tls_config() -> None:
         "server.1=127.0.0.1:11:12", "server.2=127.0.0.1:21:22", "server.3=127.0.0.1:31:32",
     ]
     assert "secureClientPort=23" in lines
-    assert not any(line.startswith(("clientPort=", "forceSync", "maxSession")) for line in lines)
+    assert not any(
+        line.startswith(("clientPort", "forceSync", "maxSession")) for line in lines
+    )
 
 
 def test_srvr_parsing_and_ports() -> None:
@@ -128,7 +130,7 @@ def test_bad_config_raises_with_log_tail(tmp_path: Path) -> None:
 def test_missing_installation_is_reported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(shutil, "which", lambda _name: None)
+    monkeypatch.setattr(shutil, "which", lambda _name: None)  # no java
     with pytest.raises(ServerStartError, match="not installed"):
         LocalZooKeeper(tmp_path).start()
 
@@ -268,3 +270,72 @@ def test_foreground_server_is_stopped_at_exit(tmp_path: Path) -> None:
     )
     pid = int(done.stdout.strip())
     assert not pid_alive(pid)
+
+
+def _make_certificates(folder: Path) -> dict[str, str]:
+    """A CA and a server key pair for 127.0.0.1, made with openssl(1)."""
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
+            "-out", "ca.pem", "-days", "2", "-subj", "/CN=zkflock-test-ca")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key",
+            "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (folder / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "ext.cnf")
+    pem = (folder / "server.key").read_text() + (folder / "server.crt").read_text()
+    (folder / "server.pem").write_text(pem)
+    return {name: str(folder / name) for name in ("ca.pem", "server.pem", "server.crt",
+                                                  "server.key")}
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl(1)")
+def test_tls_only_server_is_probed_over_tls(tmp_path: Path) -> None:
+    certs = _make_certificates(tmp_path)
+    config = {
+        "clientPort": "",  # TLS only
+        "secureClientPort": "auto",
+        "secureClientPortAddress": "127.0.0.1",
+        "serverCnxnFactory": "org.apache.zookeeper.server.NettyServerCnxnFactory",
+        "ssl.keyStore.location": certs["server.pem"], "ssl.keyStore.type": "PEM",
+        "ssl.trustStore.location": certs["ca.pem"], "ssl.trustStore.type": "PEM",
+    }
+    # Debian's classpath lacks these Netty jars, which the TLS path needs.
+    netty = [f"/usr/share/java/{name}.jar" for name in
+             ("netty-codec", "netty-resolver", "netty-transport-native-unix-common")]
+    zk = LocalZooKeeper(tmp_path / "zk", tick_time=200, force_sync=False,
+                        extra_config=config, extra_classpath=netty)
+    with zk:
+        assert zk.client_ports == zk.secure_ports
+        assert zk.mode(1) == "standalone"
+        client = KazooClient(hosts=zk.hosts, use_ssl=True, ca=certs["ca.pem"],
+                             certfile=certs["server.crt"], keyfile=certs["server.key"],
+                             timeout=10.0)
+        client.start(timeout=10.0)
+        try:
+            client.create("/secure", b"yes")
+            assert client.get("/secure")[0] == b"yes"
+        finally:
+            client.stop()
+            client.close()
+
+
+def test_foreground_server_dies_with_a_killed_parent(tmp_path: Path) -> None:
+    script = (
+        "import time\n"
+        "from zkflock._server import LocalZooKeeper\n"
+        f"zk = LocalZooKeeper({str(tmp_path)!r}, tick_time=200, force_sync=False).start()\n"
+        "print(zk.pid(1), flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        pid = int(parent.stdout.readline().strip())
+        assert pid_alive(pid)
+    finally:
+        parent.kill()  # no atexit, no finally: only the kernel can stop the JVM now
+        parent.wait()
+        parent.stdout.close()  # type: ignore[union-attr]
+    _wait_for(lambda: not pid_alive(pid), timeout=15)

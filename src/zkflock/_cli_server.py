@@ -55,7 +55,7 @@ def start(base_dir: Path, nodes: int, tick_time: int, no_force_sync: bool, timeo
     else:
         zk = LocalZooKeeper(base_dir, nodes=nodes, tick_time=tick_time,
                             force_sync=not no_force_sync)
-        zk.start(timeout)
+        zk.start(timeout, background=True)
         zk.save_state()
     click.echo(_describe(zk))
 

@@ -18,7 +18,6 @@ import atexit
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import ssl
@@ -30,22 +29,22 @@ from types import TracebackType
 
 from zkflock._errors import ServerStartError
 from zkflock._server_config import (
-    ZOOKEEPER_JAR,
     NodePorts,
     allocate_node_ports,
+    die_with_parent,
     hosts_string,
     java_command,
     parse_mode,
     parse_zxid,
     pid_alive,
     render_zoo_cfg,
+    require_installed,
     tls_probe_context,
 )
 
 _POLL_INTERVAL = 0.05
 _STOP_GRACE = 10.0
 _DETACHED: list[subprocess.Popen[bytes]] = []
-_NOT_INSTALLED = "ZooKeeper is not installed: run 'make setup' or 'apt-get install zookeeper'"
 
 
 class LocalZooKeeper:
@@ -75,6 +74,7 @@ class LocalZooKeeper:
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
         self._pids: dict[int, int] = {}
         self._log_offsets: dict[int, int] = {}
+        self._background = False
 
     # -- paths and addresses -------------------------------------------------
 
@@ -121,9 +121,15 @@ class LocalZooKeeper:
 
     # -- lifecycle -------------------------------------------------------------
 
-    def start(self, timeout: float = 30.0) -> LocalZooKeeper:
-        """Start every node and wait until the ensemble serves; return self."""
-        java = _require_installed()
+    def start(self, timeout: float = 30.0, *, background: bool = False) -> LocalZooKeeper:
+        """Start every node and wait until the ensemble serves; return self.
+
+        A foreground server (the default) is stopped when this process exits,
+        even when it is killed; ``background=True`` servers outlive it (see
+        ``save_state``).
+        """
+        java = require_installed()
+        self._background = background
         deadline = time.monotonic() + timeout
         for attempt in (1, 2):
             if self._ports is None:
@@ -141,8 +147,8 @@ class LocalZooKeeper:
                     continue
                 raise
             break
-        # Foreground servers die with this process; save_state() detaches.
-        atexit.register(self.stop)
+        if not background:
+            atexit.register(self.stop)
         return self
 
     def stop(self) -> None:
@@ -159,7 +165,7 @@ class LocalZooKeeper:
 
     def start_node(self, myid: int, timeout: float = 30.0) -> None:
         """Start node ``myid`` again with the same ports and data; wait until it serves."""
-        java = _require_installed()
+        java = require_installed()
         if self.is_running(myid):
             return
         self._spawn(java, myid)
@@ -263,7 +269,8 @@ class LocalZooKeeper:
     def save_state(self) -> None:
         """Write ``state.json`` so another process can ``load()`` and stop us.
 
-        Detaches the servers from this process: they keep running after it exits.
+        Servers started with ``background=True`` keep running after this
+        process exits; foreground ones still stop with it.
         """
         atexit.unregister(self.stop)
         # The servers outlive this handle on purpose; keeping their Popen objects
@@ -302,6 +309,7 @@ class LocalZooKeeper:
             extra_config=state["extra_config"],
             extra_classpath=state["extra_classpath"],
         )
+        zk._background = True
         zk._ports = {int(m): NodePorts(*p) for m, p in state["ports"].items()}
         zk._pids = {int(m): int(pid) for m, pid in state["pids"].items()}
         # A pid may have been reused by an unrelated process since: keep only ours.
@@ -335,6 +343,8 @@ class LocalZooKeeper:
         )
         (node_dir / "zoo.cfg").write_text(cfg, "utf-8")
         argv = java_command(java, node_dir, self._extra_classpath)
+        if not self._background:
+            argv = die_with_parent(argv)
         log_path = self.log_path(myid)
         with open(log_path, "ab") as log:
             self._log_offsets[myid] = log.tell()
@@ -416,10 +426,3 @@ class LocalZooKeeper:
 
     def _tls_context(self) -> ssl.SSLContext:
         return tls_probe_context(self._extra_config.get("ssl.keyStore.location"))
-
-
-def _require_installed() -> str:
-    java = shutil.which("java")
-    if java is None or not os.path.exists(ZOOKEEPER_JAR):
-        raise ServerStartError(_NOT_INSTALLED)
-    return java

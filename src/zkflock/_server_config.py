@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import ssl
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from zkflock._errors import ServerStartError
 
 ZOOKEEPER_JAR = "/usr/share/java/zookeeper.jar"
 ZOOKEEPER_CONF_DIR = "/etc/zookeeper/conf"
@@ -110,6 +114,9 @@ def render_zoo_cfg(
             settings[key] = str(ports[myid].secure)
         else:
             settings[key] = value
+    if "clientPort" not in settings and "clientPortAddress" not in (extra_config or {}):
+        # ZooKeeper refuses a clientPortAddress without a clientPort (TLS-only).
+        settings.pop("clientPortAddress")
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
@@ -185,3 +192,26 @@ def pid_alive(pid: int) -> bool:
             return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
     except OSError:
         return False
+
+
+def die_with_parent(argv: list[str]) -> list[str]:
+    """Make the kernel SIGTERM the JVM when this process dies, however it dies.
+
+    atexit does not run when the parent is killed (SIGTERM, SIGKILL, a test
+    runner's timeout), and the JVM would be left holding its ports. The
+    parent-death signal belongs to the forking *thread*, so it is only set
+    from the main thread: a worker thread's exit must not stop the server.
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or threading.current_thread() is not threading.main_thread():
+        return argv
+    return [setpriv, "--pdeathsig", "SIGTERM", "--", *argv]
+
+
+def require_installed() -> str:
+    java = shutil.which("java")
+    if java is None or not os.path.exists(ZOOKEEPER_JAR):
+        raise ServerStartError(
+            "ZooKeeper is not installed: run 'make setup' or 'apt-get install zookeeper'"
+        )
+    return java
