@@ -1,5 +1,6 @@
 """zkflock: distributed file locking on ZooKeeper, with fenced writes."""
 
+from zkflock._aio import AsyncLock
 from zkflock._errors import (
     AuthFailedError,
     ConfigError,
@@ -15,12 +16,14 @@ from zkflock._errors import (
     ZkflockError,
 )
 from zkflock._locks import AcquireCancelledError, Lock
+from zkflock._many import MultiLock
 from zkflock._server import LocalZooKeeper
 from zkflock._session import Session, connect
 from zkflock._status import Holder
 
 __all__ = [
     "AcquireCancelledError",
+    "AsyncLock",
     "AuthFailedError",
     "ConfigError",
     "ConnectError",
@@ -32,6 +35,7 @@ __all__ = [
     "LockLostError",
     "LockNotHeldError",
     "LockTimeoutError",
+    "MultiLock",
     "ServerStartError",
     "Session",
     "SessionExpiredError",

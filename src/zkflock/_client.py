@@ -222,6 +222,45 @@ class ZkClient:
             children = None
         return Enqueued(path.rsplit("/", 1)[1], int(stat.czxid), children)
 
+    def enqueue_many(
+        self, parents: Sequence[str], prefixes: Sequence[str], data: bytes
+    ) -> list[Enqueued]:
+        """Create one ephemeral sequential node under each parent in ONE
+        multi-transaction, and list every queue, pipelined behind it.
+
+        All nodes of one multi share one zxid, so every queue orders any two
+        multis the same way: a waiter only ever waits on older transactions
+        and no cycle (deadlock) can form. kazoo's multi reply carries paths
+        only, so the token (the shared czxid) costs one more round trip.
+        Raises NodeMissingError when a parent is missing (nothing was made).
+        """
+        client = self._client
+        tx = client.transaction()
+        for parent, prefix in zip(parents, prefixes, strict=True):
+            tx.create(f"{parent}/{prefix}", data, ephemeral=True, sequence=True)
+        committed = tx.commit_async()
+        listed = [client.get_children_async(p) for p in parents]
+        with translated(f"queueing under {len(parents)} locks"):
+            results = committed.get()
+            failed = [r for r in results if isinstance(r, Exception)]
+            real = [r for r in failed if not isinstance(r, ke.RolledBackError)]
+            if failed:
+                raise (real or failed)[0]
+        nodes = [str(path).rsplit("/", 1)[1] for path in results]
+        with translated(f"reading {parents[0]}/{nodes[0]}"):
+            stat = client.exists(f"{parents[0]}/{nodes[0]}")
+        if stat is None:  # pragma: no cover - our ephemeral node is gone: the session
+            raise SessionExpiredError("the ZooKeeper session expired while queueing")
+        out = []
+        for node, result in zip(nodes, listed, strict=True):
+            try:
+                with translated("listing a lock queue"):
+                    children: list[str] | None = list(result.get())
+            except Disconnected:
+                children = None
+            out.append(Enqueued(node, int(stat.czxid), children))
+        return out
+
     def find_own(self, parent: str, guid: str) -> Enqueued | None:
         """After a lost create reply: find our node by its guid, and adopt it
         only if our current session owns it.

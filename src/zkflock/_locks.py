@@ -4,6 +4,10 @@ A kind is only a node prefix plus the pure decision of ``_protocol``; the loop
 here does the I/O: queue (create and list, pipelined), decide, watch the
 nodes the decision names, wait with one monotonic deadline for the whole
 acquire, and clean up on every failure path.
+
+A :class:`Lock` holds one place in each of its queues: one queue for every
+kind, several for ``lock_many`` (``_many.MultiLock``), which only enqueues
+differently and then waits queue by queue with this same loop.
 """
 
 from __future__ import annotations
@@ -28,14 +32,25 @@ from zkflock._errors import (
     SessionExpiredError,
     ZkflockError,
 )
-from zkflock._protocol import EXCLUSIVE, Decision, NotQueuedError, decide, node_prefix
+from zkflock._protocol import (
+    EXCLUSIVE,
+    SEMAPHORE,
+    Decision,
+    NotQueuedError,
+    decide,
+    node_prefix,
+    parse_node,
+)
 
 if TYPE_CHECKING:
+    from zkflock._aio import AsyncLock
     from zkflock._session import Session
+    from zkflock._status import Holder
 
 log = logging.getLogger("zkflock")
 
 _KIND_NAMES = {"x": "exclusive", "r": "shared", "s": "semaphore"}
+MAX_LEASES = 999_999  # what the node name's s<N> field can carry
 
 
 class AcquireCancelledError(ZkflockError):
@@ -80,16 +95,20 @@ class Lock:
     ) -> None:
         if timeout is not None and timeout < 0:
             raise ConfigError(f"timeout must be >= 0 seconds or None, not {timeout}")
+        if kind == SEMAPHORE and not (
+            isinstance(max_leases, int) and 1 <= max_leases <= MAX_LEASES
+        ):
+            raise ConfigError(f"max_leases must be an integer 1..{MAX_LEASES}, not {max_leases!r}")
         self._session = session
-        self._name, self._parent = session.lock_path(name)
+        self._name, parent = session.lock_path(name)
+        self._parents: tuple[str, ...] = (parent,)
         self._kind = kind
         self._leases = max_leases
         self._timeout = timeout
         self._reentrant = reentrant
         self._on_lost: list[Callable[[Lock], None]] = [on_lost] if on_lost else []
         self._purpose = purpose
-        self._mutex = threading.Lock()
-        self._node: str | None = None
+        self._nodes: tuple[str, ...] = ()  # our node in each queue while held
         self._token: int | None = None
         self._epoch = -1
         self._count = 0
@@ -114,11 +133,18 @@ class Lock:
     @property
     def is_held(self) -> bool:
         """True while held and the session is known to be alive."""
-        return self._node is not None and self._session.is_live(self._epoch)
+        return bool(self._nodes) and self._session.is_live(self._epoch)
+
+    @property
+    def aio(self) -> AsyncLock:
+        """This lock's asyncio face: ``await lock.aio.acquire()``."""
+        from zkflock._aio import AsyncLock
+
+        return AsyncLock(self)
 
     def ensure_held(self) -> None:
         """Raise LockLostError unless the lock is held for certain right now."""
-        if self._node is None:
+        if not self._nodes:
             if self._lost_reason:
                 raise LockLostError(f"lock {self._name!r} was lost: {self._lost_reason}")
             raise LockNotHeldError(f"lock {self._name!r} is not held")
@@ -131,13 +157,26 @@ class Lock:
     def add_lost_callback(self, callback: Callable[[Lock], None]) -> None:
         self._on_lost.append(callback)
 
+    def holders(self) -> list[Holder]:
+        """Holders and waiters of this lock in queue order (of every name, for
+        ``lock_many``): id, host, pid, kind, token, since, state."""
+        from zkflock._status import list_holders
+
+        return [h for n in self.names for h in list_holders(self._session, n)]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every normalised name this lock covers (one, except for ``lock_many``)."""
+        return (self._name,)
+
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
         """Take the lock; True once held, False when ``timeout`` passes first.
 
         ``timeout`` is how long to wait in seconds (None: the lock's default,
         itself None for no limit); ``blocking=False`` means do not wait.
+        Raises AcquireCancelledError when :meth:`cancel` stops the wait.
         """
-        if self._node is not None and self._session.is_live(self._epoch):
+        if self._nodes and self._session.is_live(self._epoch):
             if not self._reentrant:
                 raise ConfigError(
                     f"lock {self._name!r} is already held by this object; "
@@ -149,28 +188,34 @@ class Lock:
         deadline = None if wait is None else time.monotonic() + wait
         self._cancel.clear()
         self._lost_reason = None
+        self._refuse_upgrade()
         epoch = self._session.epoch
-        entry = self._enqueue(deadline)
-        path = f"{self._parent}/{entry.node}"
+        entries = self._enqueue(deadline)
+        paths = [f"{p}/{e.node}" for p, e in zip(self._parents, entries, strict=True)]
         try:
-            granted = self._wait(entry, deadline, epoch)
+            granted = all(
+                self._wait(parent, entry, deadline, epoch)
+                for parent, entry in zip(self._parents, entries, strict=True)
+            )
         except BaseException as exc:
-            self._session.discard(path)
+            for path in paths:
+                self._session.discard(path)
             if isinstance(exc, (KeyboardInterrupt, ZkflockError)):
                 raise
             raise ConnectError(f"acquiring {self._name!r} failed: {exc}") from exc
         if not granted:
-            self._session.discard(path)
+            for path in paths:
+                self._session.discard(path)
             return False
-        self._node, self._token, self._count = entry.node, entry.token, 1
-        self._epoch = epoch
+        self._nodes = tuple(e.node for e in entries)
+        self._token, self._count, self._epoch = entries[0].token, 1, epoch
         self._session.register_held(self)
-        log.debug("acquired %s as %s (token %d)", self._name, entry.node, entry.token)
+        log.debug("acquired %s as %s (token %d)", self._name, self._nodes, self._token)
         return True
 
     def release(self) -> None:
         """Release one hold; the node goes with the last. Safe after a loss."""
-        if self._node is None:
+        if not self._nodes:
             if self._lost_reason is not None:
                 self._lost_reason = None
                 return
@@ -181,7 +226,8 @@ class Lock:
         self._release_all()
 
     def cancel(self) -> None:
-        """Make a waiting ``acquire`` in another thread give up (it raises)."""
+        """Make a waiting ``acquire`` in another thread give up (it raises
+        AcquireCancelledError and deletes its node)."""
         self._cancel.set()
         wakeup = self._wakeup
         if wakeup is not None:
@@ -198,9 +244,9 @@ class Lock:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._node is None and self._lost_reason is None:
+        if not self._nodes and self._lost_reason is None:
             return  # released inside the block
-        lost = self._node is None or not self._session.is_live(self._epoch)
+        lost = not self._nodes or not self._session.is_live(self._epoch)
         reason = self._lost_reason or self._session.state_reason(self._epoch)
         self._release_all()
         self._lost_reason = None
@@ -210,21 +256,50 @@ class Lock:
                 "its work may have overlapped with another holder"
             )
 
+    async def __aenter__(self) -> Lock:
+        from zkflock._aio import enter_async
+
+        return await enter_async(self)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        from zkflock._aio import exit_async
+
+        await exit_async(self, exc_type, exc, tb)
+
+    async def acquire_async(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        """:meth:`acquire` off the event loop; cancelling the task cancels the wait."""
+        from zkflock._aio import acquire_async
+
+        return await acquire_async(self, blocking, timeout)
+
+    async def release_async(self) -> None:
+        """:meth:`release` off the event loop."""
+        from zkflock._aio import release_async
+
+        await release_async(self)
+
     def __repr__(self) -> str:
-        state = f"held, token {self._token}" if self._node else "not held"
+        state = f"held, token {self._token}" if self._nodes else "not held"
         return f"<{type(self).__name__} {self._name!r} {_KIND_NAMES[self._kind]} {state}>"
 
     # -- for the session ------------------------------------------------------
 
     def nodes_under(self, parent: str) -> Iterator[str]:
-        if self._node is not None and parent == self._parent:
-            yield self._node
+        for mine, node in zip(self._parents, self._nodes, strict=False):
+            if mine == parent:
+                yield node
 
     def forget_lost(self, reason: str) -> list[str]:
-        """The session declared us lost: forget the node, return it for deletion."""
-        node, self._node, self._token, self._count = self._node, None, None, 0
+        """The session declared us lost: forget the nodes, return them for deletion."""
+        paths = self._paths()
+        self._nodes, self._token, self._count = (), None, 0
         self._lost_reason = reason
-        return [f"{self._parent}/{node}"] if node else []
+        return paths
 
     def notify_lost(self) -> None:
         for callback in list(self._on_lost):
@@ -233,18 +308,50 @@ class Lock:
             except Exception:
                 log.exception("on_lost callback for %s failed", self._name)
 
+    def node_paths(self) -> list[str]:
+        """Our node in each queue while held (empty otherwise): what a fenced
+        commit checks still exists."""
+        return self._paths()
+
+    # Kept for _files.py, which reads them for the fenced commit.
+    @property
+    def _node(self) -> str | None:
+        return self._nodes[0] if self._nodes else None
+
+    @property
+    def _parent(self) -> str:
+        return self._parents[0]
+
+    def _paths(self) -> list[str]:
+        return [f"{p}/{n}" for p, n in zip(self._parents, self._nodes, strict=False)]
+
     def _release_all(self) -> None:
-        node, self._node, self._token, self._count = self._node, None, None, 0
+        paths = self._paths()
+        self._nodes, self._token, self._count = (), None, 0
         self._session.unregister_held(self)
-        if node is not None:
-            self._session.discard(f"{self._parent}/{node}")
+        for path in paths:
+            self._session.discard(path)
 
     # -- the acquire loop -----------------------------------------------------
 
-    def _enqueue(self, deadline: float | None) -> Enqueued:
+    def _refuse_upgrade(self) -> None:
+        """An exclusive node queued behind one this session holds would wait
+        for itself forever: refuse before anything is enqueued."""
+        if self._kind != EXCLUSIVE:
+            return
+        for name, parent in zip(self.names, self._parents, strict=True):
+            if self._session.own_nodes(parent):
+                raise ConfigError(
+                    f"this session already holds {name!r}; a write/exclusive lock behind it "
+                    "would wait for itself forever (upgrading a read lock is not supported: "
+                    "release it first, then take the write lock)"
+                )
+
+    def _enqueue(self, deadline: float | None) -> list[Enqueued]:
         """Create our node (and the parent when missing); after a lost reply,
         adopt the node we made rather than leak it."""
         zk = self._session.zk
+        parent = self._parents[0]
         guid = new_guid()
         prefix = node_prefix(self._kind, guid, self._leases)
         data = holder_data(self._kind, self._purpose, acquired=False)
@@ -252,31 +359,32 @@ class Lock:
         while True:
             try:
                 if maybe_created:
-                    found = zk.find_own(self._parent, guid)
+                    found = zk.find_own(parent, guid)
                     if found is not None:
-                        return found
-                return zk.enqueue(self._parent, prefix, data, guid)
+                        return [found]
+                return [zk.enqueue(parent, prefix, data, guid)]
             except NodeMissingError:
-                self._session.ensure_parent(self._parent)
+                self._session.ensure_parent(parent)
             except Disconnected:
                 maybe_created = True
                 if not zk.wait_connected(remaining(deadline)):
-                    self._session.discard_guid(self._parent, guid)
+                    self._session.discard_guid(parent, guid)
                     raise LockTimeoutError(self._name, self._timeout) from None
 
-    def _wait(self, entry: Enqueued, deadline: float | None, epoch: int) -> bool:
-        """Wait until the decision says held; False on timeout."""
+    def _wait(self, parent: str, entry: Enqueued, deadline: float | None, epoch: int) -> bool:
+        """Wait until the decision for our node under ``parent`` says held;
+        False on timeout."""
         zk = self._session.zk
         children = entry.children
         waited = False
         while True:
             if children is None:
-                children = zk.children(self._parent)
-            decision = self._decide(children, entry.node)
+                children = zk.children(parent)
+            decision = self._decide(parent, children, entry.node)
             if decision.held:
                 break
             waited = True
-            deleted = self._watch_and_wait(decision, deadline)
+            deleted = self._watch_and_wait(parent, decision, deadline)
             if deleted is None:
                 return False
             if epoch != self._session.epoch:
@@ -291,19 +399,25 @@ class Lock:
         if epoch != self._session.epoch:
             raise SessionExpiredError(f"the ZooKeeper session was lost while taking {self._name!r}")
         if waited:
-            self._touch(entry.node, decision)
+            self._touch(parent, entry.node, decision)
         return True
 
-    def _decide(self, children: list[str], node: str) -> Decision:
+    def _decide(self, parent: str, children: list[str], node: str) -> Decision:
+        own = self._session.own_nodes(parent)
         try:
-            return decide(children, node, self._session.own_nodes(self._parent))
+            decision = decide(children, node, own)
         except NotQueuedError:
             raise SessionExpiredError(
                 f"our place in the queue for {self._name!r} vanished: "
                 "the ZooKeeper session expired while waiting"
             ) from None
+        if not decision.held and self._kind != SEMAPHORE:
+            _refuse_waiting_on_self(self._name, decision, own)
+        return decision
 
-    def _watch_and_wait(self, decision: Decision, deadline: float | None) -> bool | None:
+    def _watch_and_wait(
+        self, parent: str, decision: Decision, deadline: float | None
+    ) -> bool | None:
         """Watch the decision's nodes and wait. None: timed out; else whether a
         watched node was deleted."""
         event = threading.Event()
@@ -317,32 +431,51 @@ class Lock:
         self._session.add_wakeup(event)
         try:
             try:
-                paths = [f"{self._parent}/{n}" for n in decision.watch]
+                paths = [f"{parent}/{n}" for n in decision.watch]
                 present = self._session.zk.watch(paths, on_event)
             except (Disconnected, NodeMissingError):
                 present = True  # the state change wakes us; look again then
             if not present:
                 return True
-            if self._cancel.is_set():
-                raise AcquireCancelledError(f"acquiring {self._name!r} was cancelled")
+            self._check_cancelled()
             if not event.wait(remaining(deadline)):
                 return None
-            if self._cancel.is_set():
-                raise AcquireCancelledError(f"acquiring {self._name!r} was cancelled")
+            self._check_cancelled()
             return any(deleted)
         finally:
             self._session.remove_wakeup(event)
             self._wakeup = None
 
-    def _touch(self, node: str, decision: Decision) -> None:
+    def _check_cancelled(self) -> None:
+        if self._cancel.is_set():
+            raise AcquireCancelledError(f"acquiring {self._name!r} was cancelled")
+
+    def _touch(self, parent: str, node: str, decision: Decision) -> None:
         """Record acquired-at in our node. It is sent without waiting for the
         reply, so a handoff costs no round trip; for a semaphore it is also
         the signal that wakes our successor (Decision.signal_grant)."""
         try:
             self._session.zk.set_data_nowait(
-                f"{self._parent}/{node}", holder_data(self._kind, self._purpose, acquired=True)
+                f"{parent}/{node}", holder_data(self._kind, self._purpose, acquired=True)
             )
         except ZkflockError as exc:
             if decision.signal_grant:
                 raise
             log.debug("recording acquired-at for %s failed: %s", self._name, exc)
+
+
+def _refuse_waiting_on_self(name: str, decision: Decision, own: set[str]) -> None:
+    """A reader that must wait on a writer queued behind this session's own
+    hold (a downgrade with another writer already waiting) would wait for
+    itself: that writer waits for our hold to go. Refuse rather than hang."""
+    seqs = [c.seq for c in map(parse_node, own) if c is not None]
+    if not seqs:
+        return
+    for watched in decision.watch:
+        contender = parse_node(watched)
+        if contender is not None and contender.seq > min(seqs):
+            raise ConfigError(
+                f"taking {name!r} now would wait for this session's own hold: another "
+                "writer is queued behind it. Release the lock you hold first (a downgrade "
+                "works only while no other writer waits)"
+            )

@@ -23,7 +23,7 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from zkflock._client import CONNECTED, LOST, SUSPENDED, Disconnected, ZkClient
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from kazoo.client import KazooClient
 
     from zkflock._locks import Lock
+    from zkflock._many import MultiLock
     from zkflock._status import Holder
 
 log = logging.getLogger("zkflock")
@@ -110,6 +111,37 @@ class Session:
         return Lock(
             self, name, timeout=timeout, reentrant=reentrant, on_lost=on_lost, purpose=purpose
         )
+
+    def read_lock(self, name: str, **kw: Any) -> Lock:
+        """A shared lock on ``name``: readers share it, waiting only on an
+        earlier writer. Takes the keywords of :meth:`lock`."""
+        from zkflock._locks import Lock
+        from zkflock._protocol import READ
+
+        return Lock(self, name, kind=READ, **kw)
+
+    def write_lock(self, name: str, **kw: Any) -> Lock:
+        """An exclusive lock on ``name`` against readers and writers alike.
+        Holding it, a ``read_lock`` on the same name in this session is granted
+        at once (a downgrade). Takes the keywords of :meth:`lock`."""
+        from zkflock._locks import Lock
+
+        return Lock(self, name, **kw)
+
+    def semaphore(self, name: str, max_leases: int, **kw: Any) -> Lock:
+        """At most ``max_leases`` holders of ``name`` at once, FIFO. Every
+        caller must pass the same ``max_leases`` (else ConfigError)."""
+        from zkflock._locks import Lock
+        from zkflock._protocol import SEMAPHORE
+
+        return Lock(self, name, kind=SEMAPHORE, max_leases=max_leases, **kw)
+
+    def lock_many(self, names: Iterable[str], **kw: Any) -> MultiLock:
+        """An exclusive lock on every name in ``names`` at once: all or none,
+        no deadlock whatever order callers name them in."""
+        from zkflock._many import MultiLock
+
+        return MultiLock(self, names, **kw)
 
     def holders(self, name: str) -> list[Holder]:
         """Holders and waiters of lock ``name``, in queue order."""
