@@ -15,6 +15,7 @@ from zkflock._errors import (
     StaleTokenError,
     ZkflockError,
 )
+from zkflock._files import SharedFile
 from zkflock._locks import AcquireCancelledError, Lock
 from zkflock._many import MultiLock
 from zkflock._server import LocalZooKeeper
@@ -39,6 +40,7 @@ __all__ = [
     "ServerStartError",
     "Session",
     "SessionExpiredError",
+    "SharedFile",
     "StaleTokenError",
     "ZkflockError",
     "connect",

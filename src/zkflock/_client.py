@@ -27,6 +27,7 @@ from zkflock._errors import (
     ConnectError,
     LockTimeoutError,
     SessionExpiredError,
+    StaleTokenError,
     ZkflockError,
 )
 
@@ -54,6 +55,10 @@ class NodeMissingError(ZkflockError):
 
 class Disconnected(ConnectError):
     """Internal: the connection dropped during the call; the session may live on."""
+
+
+class MetaConflictError(ZkflockError):
+    """Internal: a fenced commit found the metadata at another version than it read."""
 
 
 @contextmanager
@@ -332,6 +337,60 @@ class ZkClient:
         except NodeMissingError:
             return None
         return bytes(data), int(stat.czxid), int(stat.ephemeralOwner)
+
+    # -- fenced files -----------------------------------------------------------
+
+    def get_meta(self, path: str) -> tuple[bytes, int] | None:
+        """(data, znode version) of ``path`` after a ``sync``, or None if missing.
+
+        The sync makes our server catch up with the leader first, so a reader
+        sees every commit acknowledged before it started reading."""
+        sync = self._client.sync_async(path)
+        got = self._client.get_async(path)
+        with translated(f"syncing {path}"):
+            sync.get()
+        try:
+            with translated(f"reading {path}"):
+                data, stat = got.get()
+        except NodeMissingError:
+            return None
+        return bytes(data), int(stat.version)
+
+    def create_meta(self, path: str, data: bytes) -> bool:
+        """Create the persistent metadata node (and its parents); False if it exists."""
+        with translated(f"creating {path}"):
+            self._client.ensure_path(path.rsplit("/", 1)[0] or "/")
+        with translated(f"creating {path}"):
+            try:
+                self._client.create(path, data)
+            except ke.NodeExistsError:
+                return False
+        return True
+
+    def commit_fenced(self, lock_path: str, meta_path: str, meta_version: int, data: bytes) -> int:
+        """One multi: ``check`` that ``lock_path`` exists, ``set_data`` on
+        ``meta_path`` at ``meta_version``. Returns the new znode version.
+
+        StaleTokenError when the lock node is gone (nothing committed);
+        MetaConflictError when the metadata moved on; Disconnected when the
+        reply was lost (the outcome is then unknown to the caller)."""
+        tx = self._client.transaction()
+        tx.check(lock_path, -1)  # -1: any data version; the check is for existence
+        tx.set_data(meta_path, data, version=meta_version)
+        with translated(f"committing {meta_path}"):
+            checked, stored = tx.commit()
+        if isinstance(checked, ke.NoNodeError):
+            raise StaleTokenError(
+                f"fenced commit to {meta_path} refused: the writer's lock node {lock_path} "
+                "is gone, so the lock was lost; nothing was written; take the lock and retry"
+            )
+        if isinstance(stored, ke.BadVersionError):
+            raise MetaConflictError(f"{meta_path} is no longer at version {meta_version}")
+        if isinstance(stored, ke.NoNodeError):
+            raise NodeMissingError(f"committing {meta_path}: no such node")
+        if isinstance(checked, Exception) or isinstance(stored, Exception):
+            raise ConnectError(f"committing {meta_path} failed: {checked!r}, {stored!r}")
+        return int(stored.version)
 
     def children_data(self, parent: str) -> list[tuple[str, bytes, int, int]]:
         """Every child with its data, czxid and mtime (ms), read pipelined."""

@@ -34,6 +34,7 @@ from zkflock._names import lock_parent, normalize_name
 if TYPE_CHECKING:
     from kazoo.client import KazooClient
 
+    from zkflock._files import SharedFile
     from zkflock._locks import Lock
     from zkflock._many import MultiLock
     from zkflock._status import Holder
@@ -154,6 +155,12 @@ class Session:
         from zkflock._status import list_lock_names
 
         return list_lock_names(self)
+
+    def shared_file(self, name: str) -> SharedFile:
+        """A fenced file ``name`` (relative to the root): see :class:`SharedFile`."""
+        from zkflock._files import SharedFile
+
+        return SharedFile(self, name)
 
     @property
     def hosts(self) -> str:

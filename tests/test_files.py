@@ -1,0 +1,154 @@
+"""SharedFile against a real ZooKeeper: commits, reads, fencing, the view."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kazoo.client import KazooClient
+
+import zkflock
+from zkflock._fencing import FileMeta, decode_meta
+from zkflock._names import file_meta_path
+
+
+@pytest.fixture
+def session(zk_hosts: str, tmp_path: Path) -> Iterator[zkflock.Session]:
+    with zkflock.connect(zk_hosts, root=tmp_path, session_timeout=4.0) as zk:
+        yield zk
+
+
+def _objects(f: zkflock.SharedFile) -> list[str]:
+    return sorted(p.name for p in f.objects_dir.iterdir()) if f.objects_dir.exists() else []
+
+
+def test_empty_file_reads_empty(session: zkflock.Session) -> None:
+    f = session.shared_file("data/data.txt")
+    assert f.read() == ""
+    assert f.meta().version == 0
+
+
+def test_append_edit_read_and_view(session: zkflock.Session, tmp_path: Path) -> None:
+    f = session.shared_file("data/data.txt")
+    first = f.append("one\n")
+    second = f.append("two\n")
+    assert (first.version, second.version) == (1, 2)
+    assert second.token > 0
+    with f.edit() as doc:
+        assert doc.text == "one\ntwo\n"
+        assert doc.data == b"one\ntwo\n"
+        doc.text += "three\n"
+    assert doc.committed is not None
+    assert doc.committed.version == 3
+    assert f.read() == "one\ntwo\nthree\n"
+    assert (tmp_path / "data" / "data.txt").read_text() == "one\ntwo\nthree\n"
+    # Collection keeps the current and the previous object only.
+    assert len(_objects(f)) == 2
+
+
+def test_exception_in_edit_commits_nothing(session: zkflock.Session, tmp_path: Path) -> None:
+    f = session.shared_file("a.txt")
+    f.append("kept\n")
+    with pytest.raises(RuntimeError), f.edit() as doc:
+        doc.text = "discarded\n"
+        raise RuntimeError("boom")
+    assert f.read() == "kept\n"
+    assert f.meta().version == 1
+    assert (tmp_path / "a.txt").read_text() == "kept\n"
+    assert len(_objects(f)) == 1
+    assert session.holders("a.txt") == []  # the lock was released
+
+
+def test_checksum_mismatch_raises_naming_the_object(session: zkflock.Session) -> None:
+    f = session.shared_file("c.txt")
+    meta = f.append("hello\n")
+    (f.objects_dir / meta.object).write_bytes(b"HELLO\n")
+    with pytest.raises(zkflock.FileCorruptError, match=meta.object):
+        f.read()
+
+
+def test_same_size_corruption_is_caught_by_the_checksum() -> None:
+    meta = FileMeta().successor(7, "1-7-0123456789abcdef", b"hello")
+    meta.verify(b"hello")
+    with pytest.raises(zkflock.FileCorruptError):
+        meta.verify(b"jello")
+
+
+def test_stale_writer_is_refused_and_nothing_is_visible(
+    session: zkflock.Session, kazoo_client: KazooClient, tmp_path: Path
+) -> None:
+    f = session.shared_file("s.txt")
+    f.append("v1\n")
+    meta_path = file_meta_path("s.txt")
+    with pytest.raises(zkflock.StaleTokenError), f.edit() as doc:
+        # The lock passes on behind the writer's back: delete its node by force.
+        holder = session.holders("s.txt")[0]
+        kazoo_client.delete(f"/zkflock/locks/s.txt/{holder.id}")
+        doc.text = "stale\n"
+    assert f.read() == "v1\n"
+    assert (tmp_path / "s.txt").read_text() == "v1\n"
+    assert len(_objects(f)) == 1  # the refused object was deleted
+    # The metadata itself would have accepted the write at that version: it is
+    # the lock-node check, not the version check, that refused it.
+    _, stat = kazoo_client.get(meta_path)
+    kazoo_client.set(meta_path, b"", version=stat.version)
+
+
+def test_expired_session_writer_is_refused(zk_hosts: str, tmp_path: Path) -> None:
+    with zkflock.connect(zk_hosts, root=tmp_path, session_timeout=4.0) as other:
+        other.shared_file("e.txt").append("base\n")
+        with zkflock.connect(zk_hosts, root=tmp_path, session_timeout=0.8) as zk:
+            f = zk.shared_file("e.txt")
+            with pytest.raises((zkflock.StaleTokenError, zkflock.LockLostError)), f.edit() as doc:
+                # Expire this session on the server: a second client with its
+                # id and password closes it, as kazoo's test harness does.
+                sid, pwd = zk.zk.kazoo.client_id
+                killer = KazooClient(hosts=zk_hosts, client_id=(sid, pwd))
+                killer.start(timeout=10)
+                killer.stop()
+                killer.close()
+                other.shared_file("e.txt").append("from the next holder\n")
+                doc.text = "stale\n"
+        assert other.shared_file("e.txt").read() == "base\nfrom the next holder\n"
+
+
+def test_late_publisher_never_rolls_the_view_back(
+    session: zkflock.Session, tmp_path: Path
+) -> None:
+    f = session.shared_file("v.txt")
+    old = f.append("old\n")
+    f.append("new\n")
+    # A publisher that was paused after committing "old" wakes up now.
+    f._publisher.publish(old, b"old\n", f._latest_for_view)
+    assert (tmp_path / "v.txt").read_text() == "old\nnew\n"
+
+
+def test_late_publisher_without_sidecar_publishes_the_newest(
+    session: zkflock.Session, tmp_path: Path
+) -> None:
+    f = session.shared_file("w.txt")
+    old = f.append("old\n")
+    f.append("new\n")
+    f._publisher._shown_path.unlink()  # a lost sidecar: ZooKeeper still decides
+    (tmp_path / "w.txt").write_text("junk")
+    f._publisher.publish(old, b"old\n", f._latest_for_view)
+    assert (tmp_path / "w.txt").read_text() == "old\nnew\n"
+
+
+def test_metadata_format(session: zkflock.Session, kazoo_client: KazooClient) -> None:
+    f = session.shared_file("dir/m.txt")
+    f.append("x")
+    raw, _ = kazoo_client.get(file_meta_path("dir/m.txt"))
+    doc = json.loads(raw)
+    assert {"version", "token", "object", "size", "sha256"} <= set(doc)
+    assert decode_meta(raw, "m") == f.meta()
+    kazoo_client.set(file_meta_path("dir/m.txt"), b"{not json")
+    with pytest.raises(zkflock.FileCorruptError):
+        f.read()
+
+
+def test_names_are_validated(session: zkflock.Session) -> None:
+    with pytest.raises(zkflock.InvalidNameError):
+        session.shared_file("../escape.txt")
