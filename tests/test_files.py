@@ -51,9 +51,14 @@ def test_append_edit_read_and_view(session: zkflock.Session, tmp_path: Path) -> 
 def test_exception_in_edit_commits_nothing(session: zkflock.Session, tmp_path: Path) -> None:
     f = session.shared_file("a.txt")
     f.append("kept\n")
-    with pytest.raises(RuntimeError), f.edit() as doc:
-        doc.text = "discarded\n"
-        raise RuntimeError("boom")
+
+    def failing_edit() -> None:
+        with f.edit() as doc:
+            doc.text = "discarded\n"
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        failing_edit()
     assert f.read() == "kept\n"
     assert f.meta().version == 1
     assert (tmp_path / "a.txt").read_text() == "kept\n"
@@ -82,11 +87,16 @@ def test_stale_writer_is_refused_and_nothing_is_visible(
     f = session.shared_file("s.txt")
     f.append("v1\n")
     meta_path = file_meta_path("s.txt")
-    with pytest.raises(zkflock.StaleTokenError), f.edit() as doc:
-        # The lock passes on behind the writer's back: delete its node by force.
-        holder = session.holders("s.txt")[0]
-        kazoo_client.delete(f"/zkflock/locks/s.txt/{holder.id}")
-        doc.text = "stale\n"
+
+    def stale_edit() -> None:
+        with f.edit() as doc:
+            # The lock passes on behind the writer's back: delete its node by force.
+            holder = session.holders("s.txt")[0]
+            kazoo_client.delete(f"/zkflock/locks/s.txt/{holder.id}")
+            doc.text = "stale\n"
+
+    with pytest.raises(zkflock.StaleTokenError):
+        stale_edit()
     assert f.read() == "v1\n"
     assert (tmp_path / "s.txt").read_text() == "v1\n"
     assert len(_objects(f)) == 1  # the refused object was deleted
@@ -101,16 +111,21 @@ def test_expired_session_writer_is_refused(zk_hosts: str, tmp_path: Path) -> Non
         other.shared_file("e.txt").append("base\n")
         with zkflock.connect(zk_hosts, root=tmp_path, session_timeout=0.8) as zk:
             f = zk.shared_file("e.txt")
-            with pytest.raises((zkflock.StaleTokenError, zkflock.LockLostError)), f.edit() as doc:
-                # Expire this session on the server: a second client with its
-                # id and password closes it, as kazoo's test harness does.
-                sid, pwd = zk.zk.kazoo.client_id
-                killer = KazooClient(hosts=zk_hosts, client_id=(sid, pwd))
-                killer.start(timeout=10)
-                killer.stop()
-                killer.close()
-                other.shared_file("e.txt").append("from the next holder\n")
-                doc.text = "stale\n"
+
+            def expired_edit() -> None:
+                with f.edit() as doc:
+                    # Expire this session on the server: a second client with its
+                    # id and password closes it, as kazoo's test harness does.
+                    sid, pwd = zk.zk.kazoo.client_id
+                    killer = KazooClient(hosts=zk_hosts, client_id=(sid, pwd))
+                    killer.start(timeout=10)
+                    killer.stop()
+                    killer.close()
+                    other.shared_file("e.txt").append("from the next holder\n")
+                    doc.text = "stale\n"
+
+            with pytest.raises((zkflock.StaleTokenError, zkflock.LockLostError)):
+                expired_edit()
         assert other.shared_file("e.txt").read() == "base\nfrom the next holder\n"
 
 
