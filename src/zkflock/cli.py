@@ -21,6 +21,7 @@ from zkflock._errors import ZkflockError
 # >>> Add one line per module (e.g. "zkflock._cli_locks", "zkflock._cli_demo").
 COMMAND_MODULES: Sequence[str] = (
     "zkflock._cli_server",
+    "zkflock._cli_bench",
 )
 
 
