@@ -1,0 +1,90 @@
+"""The history checker of the counter workload (pure: no I/O beyond parsing).
+
+Each client logs every increment it attempted: the value it tried to write
+(``n + 1``) and whether the commit was acknowledged. With the final value of
+the counter the checker decides:
+
+- ``lost``: acknowledged increments that the final value does not account
+  for (acknowledged count minus the distinct acknowledged values in
+  ``1..final``). A paused writer that overwrote newer values shows up here.
+- ``duplicated``: values acknowledged more than once (two writers both
+  believed they moved the counter from ``n`` to ``n + 1``).
+- ``unexplained``: values in ``1..final`` that nobody acknowledged and nobody
+  even attempted (a counter that jumped).
+
+Attempts that failed (refused, timed out, connection lost) may or may not
+have landed when their outcome was unknown, so a value in ``1..final`` that
+only an unacknowledged attempt wrote is allowed (``indeterminate``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One increment a client attempted."""
+
+    value: int | None  # None: it failed before reading the counter
+    ok: bool
+    error: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    attempted: int
+    acknowledged: int
+    final: int
+    lost: int
+    duplicated: int
+    unexplained: int
+    indeterminate: int
+
+    @property
+    def ok(self) -> bool:
+        return self.lost == 0 and self.duplicated == 0 and self.unexplained == 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+
+def parse_history(lines: Iterable[str]) -> list[Attempt]:
+    """Attempts from a history file's lines; a torn last line (the client was
+    killed while logging) is skipped."""
+    out = []
+    for line in lines:
+        try:
+            doc = json.loads(line)
+            value = doc["value"]
+            out.append(Attempt(None if value is None else int(value), bool(doc["ok"]),
+                               str(doc.get("error", ""))))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return out
+
+
+def check(attempts: Iterable[Attempt], final: int) -> Verdict:
+    """Judge a whole run: every client's attempts and the counter's final value."""
+    attempts = list(attempts)
+    acked = Counter(a.value for a in attempts if a.ok and a.value is not None)
+    tried = {a.value for a in attempts if not a.ok and a.value is not None}
+    in_range = {v for v in acked if 1 <= v <= final}
+    acknowledged = sum(acked.values())
+    missing = [v for v in range(1, final + 1) if v not in acked]
+    return Verdict(
+        attempted=len(attempts),
+        acknowledged=acknowledged,
+        final=final,
+        lost=acknowledged - len(in_range),
+        duplicated=sum(count - 1 for count in acked.values()),
+        unexplained=sum(1 for v in missing if v not in tried),
+        indeterminate=sum(1 for v in missing if v in tried),
+    )
