@@ -22,6 +22,7 @@ from zkflock._errors import ZkflockError
 COMMAND_MODULES: Sequence[str] = (
     "zkflock._cli_server",
     "zkflock._cli_bench",
+    "zkflock._cli_locks",
 )
 
 
