@@ -222,6 +222,9 @@ def _print_table(rows: list[Holder], lock_name: str | None) -> None:
     from rich.text import Text
 
     console = Console()
+    if not console.is_terminal:
+        # A pipe or a file: whole rows for grep and awk, never truncated to 80 columns.
+        console = Console(width=10_000)
     if not rows:
         console.print(f"no holders or waiters for {lock_name!r}" if lock_name else "no locks")
         return
