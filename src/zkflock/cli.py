@@ -7,22 +7,28 @@ add a module to ``COMMAND_MODULES`` to plug it in.
 from __future__ import annotations
 
 import importlib
+import os
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from zkflock._errors import ZkflockError
 
+if TYPE_CHECKING:
+    from zkflock._session import Session
+
 # >>> Command modules, each with a ``register(group: click.Group) -> None``.
 # >>> Add one line per module (e.g. "zkflock._cli_locks", "zkflock._cli_demo").
 COMMAND_MODULES: Sequence[str] = (
     "zkflock._cli_server",
+    "zkflock._cli_files",
     "zkflock._cli_bench",
     "zkflock._cli_locks",
+    "zkflock._cli_demo",
 )
 
 
@@ -34,6 +40,36 @@ class CliContext:
     root: str | None
     json: bool
     verbose: int
+
+    def connect(self, **kw: Any) -> Session:
+        """A session from the global options; auth and TLS come from the
+        ``ZKFLOCK_*`` variables that ``--auth-file``/``--tls-*`` set."""
+        from zkflock._session import connect
+
+        return connect(self.hosts, root=self.root, **kw)
+
+
+def _export(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Security options travel as ``ZKFLOCK_*`` variables, so every session
+    the command makes, and every client process it starts (demo, torture),
+    uses them. Never a password on the command line: only a file naming it."""
+    if value:
+        envvar = param.envvar if isinstance(param.envvar, str) else None
+        if envvar:
+            os.environ[envvar] = value
+    return value
+
+
+def _security_options(f: Any) -> Any:
+    for name, var, text in reversed((
+        ("--auth-file", "ZKFLOCK_AUTH_FILE", "File holding 'user:password' (mode 600)."),
+        ("--tls-ca", "ZKFLOCK_TLS_CA", "CA certificate (PEM) for TLS to ZooKeeper."),
+        ("--tls-cert", "ZKFLOCK_TLS_CERT", "Client certificate (PEM) for TLS."),
+        ("--tls-key", "ZKFLOCK_TLS_KEY", "Client private key (PEM) for TLS."),
+    )):
+        f = click.option(name, envvar=var, metavar="FILE", help=text, callback=_export,
+                         expose_value=False, is_eager=True)(f)
+    return f
 
 
 def _version() -> str:
@@ -62,6 +98,7 @@ class _Group(click.Group):
 @click.option("--root", envvar="ZKFLOCK_ROOT", help="Shared root that lock names are relative to.")
 @click.option("--json", "json_output", is_flag=True, help="Machine-readable output.")
 @click.option("-v", "--verbose", count=True, help="More output; -v shows tracebacks.")
+@_security_options
 @click.version_option(_version(), prog_name="zkflock")
 @click.pass_context
 def main(ctx: click.Context, hosts: str | None, root: str | None, json_output: bool,
