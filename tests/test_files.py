@@ -167,3 +167,19 @@ def test_metadata_format(session: zkflock.Session, kazoo_client: KazooClient) ->
 def test_names_are_validated(session: zkflock.Session) -> None:
     with pytest.raises(zkflock.InvalidNameError):
         session.shared_file("../escape.txt")
+
+
+def test_cli_append_and_cat(zk_hosts: str, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from zkflock.cli import main
+
+    runner = CliRunner()
+    base = ["--hosts", zk_hosts, "--root", str(tmp_path)]
+    assert runner.invoke(main, [*base, "append", "data/data.txt", "hello"]).exit_code == 0
+    assert runner.invoke(main, [*base, "append", "data/data.txt", "world"]).exit_code == 0
+    result = runner.invoke(main, [*base, "cat", "data/data.txt"])
+    assert result.exit_code == 0
+    assert result.output == "hello\nworld\n"
+    assert (tmp_path / "data" / "data.txt").read_text() == "hello\nworld\n"
+    assert runner.invoke(main, [*base, "cat", "../x"]).exit_code == 2

@@ -1,0 +1,154 @@
+"""Faults for the torture run. Each nemesis is one fault cycle: strike, wait,
+heal. They find the current holder from the lock's own node data (its pid),
+as ``zkflock status`` does, so they hit the process inside its critical
+section rather than a random one.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from zkflock._errors import ZkflockError
+from zkflock._proxy import TcpProxy
+from zkflock._server import LocalZooKeeper
+from zkflock._session import Session
+
+
+class Workers(Protocol):
+    def pids(self) -> set[int]: ...
+    def replace(self, pid: int) -> None: ...
+    def proxies(self, pid: int) -> list[TcpProxy]: ...
+
+
+@dataclass
+class Target:
+    """What a nemesis acts on."""
+
+    server: LocalZooKeeper | None
+    observer: Session
+    name: str
+    workers: Workers
+    session_timeout: float
+
+    @property
+    def outage(self) -> float:
+        """A pause long enough for the holder's session to expire for sure."""
+        return 2 * self.session_timeout + 1.0
+
+
+def holder_pid(target: Target, timeout: float = 5.0) -> int | None:
+    """The pid of the worker holding the lock now (None if nobody does)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            for holder in target.observer.holders(target.name):
+                if holder.state == "holding" and holder.pid in target.workers.pids():
+                    return holder.pid
+        except ZkflockError:
+            pass
+        time.sleep(0.02)
+    return None
+
+
+def kill_holder(target: Target) -> str:
+    pid = holder_pid(target)
+    if pid is None:
+        return "no holder"
+    os.kill(pid, signal.SIGKILL)
+    target.workers.replace(pid)
+    return f"SIGKILL {pid}"
+
+
+def pause_holder(target: Target) -> str:
+    pid = holder_pid(target)
+    if pid is None:
+        return "no holder"
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(target.outage)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    return f"SIGSTOP {pid} for {target.outage:.1f} s"
+
+
+def restart_zookeeper(target: Target) -> str:
+    server = _server(target)
+    for myid in range(1, server.nodes + 1):
+        server.stop_node(myid)
+    for myid in range(1, server.nodes + 1):
+        server.start_node(myid, timeout=60)
+    return f"restarted {server.nodes} node(s)"
+
+
+def kill_leader(target: Target) -> str:
+    server = _server(target)
+    leader = server.leader() if server.nodes > 1 else 1
+    if leader is None:
+        return "no leader"
+    server.kill_node(leader)
+    time.sleep(target.session_timeout)
+    server.start_node(leader, timeout=60)
+    return f"killed leader {leader}"
+
+
+def cut_holder(target: Target) -> str:
+    pid = holder_pid(target)
+    if pid is None:
+        return "no holder"
+    proxies = target.workers.proxies(pid)
+    for proxy in proxies:
+        proxy.cut()
+    try:
+        time.sleep(target.outage)
+    finally:
+        for proxy in proxies:
+            proxy.heal()
+    return f"cut {pid} from ZooKeeper for {target.outage:.1f} s"
+
+
+def _server(target: Target) -> LocalZooKeeper:
+    if target.server is None:
+        raise ZkflockError("this fault needs the local ZooKeeper that torture starts itself")
+    return target.server
+
+
+@dataclass(frozen=True)
+class Nemesis:
+    name: str
+    strike: Callable[[Target], str]
+    needs_server: bool = False
+    ensemble: bool = False
+    interval: float = 1.0  # quiet seconds between strikes
+
+
+NEMESES: dict[str, Nemesis] = {
+    n.name: n
+    for n in (
+        Nemesis("kill", kill_holder, interval=2.0),
+        Nemesis("pause", pause_holder),
+        Nemesis("restart", restart_zookeeper, needs_server=True, interval=2.0),
+        Nemesis("leader", kill_leader, needs_server=True, ensemble=True, interval=2.0),
+        Nemesis("partition", cut_holder),
+    )
+}
+
+
+def mixed(names: list[str]) -> Nemesis:
+    """All the named faults together, in turn, against one ensemble."""
+    chosen = [NEMESES[n] for n in names]
+    turn = [0]
+
+    def strike(target: Target) -> str:
+        nemesis = chosen[turn[0] % len(chosen)]
+        turn[0] += 1
+        return f"{nemesis.name}: {nemesis.strike(target)}"
+
+    return Nemesis(
+        "all", strike, needs_server=any(n.needs_server for n in chosen),
+        ensemble=any(n.ensemble for n in chosen), interval=1.0,
+    )
