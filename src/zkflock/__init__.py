@@ -10,6 +10,7 @@ from zkflock._errors import (
     LockLostError,
     LockNotHeldError,
     LockTimeoutError,
+    PermissionDeniedError,
     ServerStartError,
     SessionExpiredError,
     StaleTokenError,
@@ -18,11 +19,13 @@ from zkflock._errors import (
 from zkflock._files import SharedFile
 from zkflock._locks import AcquireCancelledError, Lock
 from zkflock._many import MultiLock
+from zkflock._security import AclPolicy, TLSConfig
 from zkflock._server import LocalZooKeeper
 from zkflock._session import Session, connect
 from zkflock._status import Holder
 
 __all__ = [
+    "AclPolicy",
     "AcquireCancelledError",
     "AsyncLock",
     "AuthFailedError",
@@ -37,11 +40,13 @@ __all__ = [
     "LockNotHeldError",
     "LockTimeoutError",
     "MultiLock",
+    "PermissionDeniedError",
     "ServerStartError",
     "Session",
     "SessionExpiredError",
     "SharedFile",
     "StaleTokenError",
+    "TLSConfig",
     "ZkflockError",
     "connect",
 ]

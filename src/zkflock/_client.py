@@ -24,8 +24,10 @@ from kazoo.protocol.states import EventType, WatchedEvent
 
 from zkflock._errors import (
     AuthFailedError,
+    ConfigError,
     ConnectError,
     LockTimeoutError,
+    PermissionDeniedError,
     SessionExpiredError,
     StaleTokenError,
     ZkflockError,
@@ -47,6 +49,26 @@ class _CreateContainer(Create2):  # type: ignore[misc]
 
 
 CONTAINER_FLAGS = 4
+
+# ZooKeeper drops the connection on a packet above jute.maxbuffer (1 MiB by
+# default) and kazoo would then resend it forever: refuse before sending.
+MAX_NODE_DATA = 1_000_000
+
+
+def _check_size(path: str, data: bytes) -> None:
+    if len(data) > MAX_NODE_DATA:
+        raise ConfigError(
+            f"refusing to write {len(data)} bytes to {path}: ZooKeeper nodes hold at most "
+            f"about 1 MB (jute.maxbuffer); shorten the value (e.g. the lock's purpose)"
+        )
+
+
+def kazoo_acl(entries: Sequence[tuple[str, str, int]] | None) -> list[Any] | None:
+    """kazoo ACL objects for plain ``(scheme, id, perms)`` entries."""
+    from kazoo.security import ACL, Id
+
+    return None if entries is None else [ACL(perms, Id(scheme, ident))
+                                         for scheme, ident, perms in entries]
 
 
 class NodeMissingError(ZkflockError):
@@ -78,6 +100,14 @@ def translated(what: str) -> Iterator[None]:
         raise Disconnected(f"{what}: the connection to ZooKeeper dropped") from exc
     except ke.NoNodeError as exc:
         raise NodeMissingError(f"{what}: no such node") from exc
+    except ke.NoAuthError as exc:
+        raise PermissionDeniedError(
+            f"{what}: ZooKeeper refused it (NoAuth): another identity owns this node; "
+            "check the credentials (ZKFLOCK_AUTH, ZKFLOCK_AUTH_FILE) or ask its owner "
+            "to add yours to the ACL policy's group"
+        ) from exc
+    except ke.InvalidACLError as exc:
+        raise ConfigError(f"{what}: ZooKeeper refused the ACL as invalid") from exc
     except (KazooTimeoutError, ke.OperationTimeoutError) as exc:
         raise ConnectError(f"{what}: ZooKeeper did not answer in time") from exc
     except ke.ZookeeperStoppedError as exc:
@@ -112,16 +142,19 @@ class ZkClient:
         session_timeout: float,
         connect_timeout: float,
         auth: Sequence[tuple[str, str]] = (),
-        acl: Sequence[Any] | None = None,
+        acl: Sequence[tuple[str, str, int]] | None = None,
         tls: dict[str, Any] | None = None,
     ) -> ZkClient:
-        """Start a client; ConnectError after ``connect_timeout`` if nobody answers."""
+        """Start a client; ConnectError after ``connect_timeout`` if nobody answers.
+
+        ``acl``: plain ``(scheme, id, perms)`` entries for every node we create;
+        ``tls``: kazoo's TLS keywords (``use_ssl``, ``ca``, ``certfile``, ...)."""
         kwargs: dict[str, Any] = dict(tls or {})
         client = KazooClient(
             hosts=hosts,
             timeout=session_timeout,
             auth_data=list(auth) or None,
-            default_acl=acl,
+            default_acl=kazoo_acl(acl),
             **kwargs,
         )
         try:
@@ -132,9 +165,12 @@ class ZkClient:
             client.close()
             if isinstance(exc, AuthFailedError):
                 raise
+            hint = (" over TLS: check --tls-ca (the CA that signed the server's certificate) "
+                    "and that the server's secure port is the one named" if tls else
+                    ": check that it runs ('zkflock server status') and --hosts/ZKFLOCK_HOSTS; "
+                    "a TLS-only server needs --tls-ca")
             raise ConnectError(
-                f"cannot reach ZooKeeper at {hosts} within {connect_timeout} s: "
-                "check that it runs ('zkflock server status') and --hosts/ZKFLOCK_HOSTS"
+                f"cannot reach ZooKeeper at {hosts} within {connect_timeout} s{hint}"
             ) from exc
         if auth and client.state != KazooState.CONNECTED:  # pragma: no cover - racy
             raise AuthFailedError(f"ZooKeeper at {hosts} refused our credentials")
@@ -202,6 +238,29 @@ class ZkClient:
         with translated(f"creating {path}"), suppress(ke.NodeExistsError):
             result.get()
 
+    def get_acl(self, path: str) -> list[tuple[str, str, int]] | None:
+        """``(scheme, id, perms)`` of ``path``; None when it is missing or we may
+        not read its ACL."""
+        try:
+            with translated(f"reading the ACL of {path}"):
+                acls, _ = self._client.get_acls(path)
+        except (NodeMissingError, PermissionDeniedError):
+            return None
+        return [(str(a.id.scheme), str(a.id.id), int(a.perms)) for a in acls]
+
+    def may_delete_under(self, path: str) -> bool:
+        """Whether we hold DELETE on ``path``, by deleting a child that does not
+        exist: ZooKeeper checks the parent's ACL first (NoAuth), then the
+        child (NoNode). Nothing changes either way."""
+        try:
+            with translated(f"checking our rights on {path}"):
+                self._client.delete(f"{path}/zkflock-probe-{new_guid()}")
+        except NodeMissingError:
+            return True
+        except PermissionDeniedError:
+            return False
+        return True  # pragma: no cover - a node with a fresh random name existed
+
     def _acl(self) -> list[Any]:
         from kazoo.security import OPEN_ACL_UNSAFE
 
@@ -214,6 +273,7 @@ class ZkClient:
         right behind the create already contains our node: one round trip.
         """
         client = self._client
+        _check_size(parent, data)
         created = client.create_async(
             f"{parent}/{prefix}", data, ephemeral=True, sequence=True, include_data=True
         )
@@ -240,6 +300,7 @@ class ZkClient:
         Raises NodeMissingError when a parent is missing (nothing was made).
         """
         client = self._client
+        _check_size(parents[0], data)
         tx = client.transaction()
         for parent, prefix in zip(parents, prefixes, strict=True):
             tx.create(f"{parent}/{prefix}", data, ephemeral=True, sequence=True)
@@ -320,12 +381,14 @@ class ZkClient:
         return True
 
     def set_data(self, path: str, data: bytes) -> None:
+        _check_size(path, data)
         with translated(f"writing {path}"):
             self._client.set_data(path, data)
 
     def set_data_nowait(self, path: str, data: bytes) -> None:
         """Send a set_data without waiting for its reply (per-session order
         still puts it before anything we send later)."""
+        _check_size(path, data)
         with translated(f"writing {path}"):
             self._client.set_async(path, data)
 
@@ -358,6 +421,7 @@ class ZkClient:
 
     def create_meta(self, path: str, data: bytes) -> bool:
         """Create the persistent metadata node (and its parents); False if it exists."""
+        _check_size(path, data)
         with translated(f"creating {path}"):
             self._client.ensure_path(path.rsplit("/", 1)[0] or "/")
         with translated(f"creating {path}"):
@@ -374,6 +438,7 @@ class ZkClient:
         StaleTokenError when the lock node is gone (nothing committed);
         MetaConflictError when the metadata moved on; Disconnected when the
         reply was lost (the outcome is then unknown to the caller)."""
+        _check_size(meta_path, data)
         tx = self._client.transaction()
         tx.check(lock_path, -1)  # -1: any data version; the check is for existence
         tx.set_data(meta_path, data, version=meta_version)
@@ -388,6 +453,11 @@ class ZkClient:
             raise MetaConflictError(f"{meta_path} is no longer at version {meta_version}")
         if isinstance(stored, ke.NoNodeError):
             raise NodeMissingError(f"committing {meta_path}: no such node")
+        if isinstance(stored, ke.NoAuthError) or isinstance(checked, ke.NoAuthError):
+            raise PermissionDeniedError(
+                f"committing {meta_path}: ZooKeeper refused it (NoAuth): another identity "
+                "owns this file's metadata; check the credentials or the ACL policy's group"
+            )
         if isinstance(checked, Exception) or isinstance(stored, Exception):
             raise ConnectError(f"committing {meta_path} failed: {checked!r}, {stored!r}")
         return int(stored.version)

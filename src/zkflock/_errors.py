@@ -14,7 +14,8 @@ escapes. Each class carries the exit code the ``zkflock`` command uses::
     ├── LockLostError                 6
     ├── StaleTokenError               7
     ├── ServerStartError              8
-    └── FileCorruptError              9
+    ├── FileCorruptError              9
+    └── PermissionDeniedError         11  (NoAuth)
 """
 
 from __future__ import annotations
@@ -118,3 +119,9 @@ class FileCorruptError(ZkflockError):
     """A fenced file's metadata or content object is damaged."""
 
     exit_code = 9
+
+
+class PermissionDeniedError(ZkflockError):
+    """ZooKeeper refused an operation: our identity lacks the right (NoAuth)."""
+
+    exit_code = 11

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from zkflock._files import SharedFile
     from zkflock._locks import Lock
     from zkflock._many import MultiLock
+    from zkflock._security import AclPolicy, TLSConfig
     from zkflock._status import Holder
 
 log = logging.getLogger("zkflock")
@@ -61,8 +62,9 @@ class Session:
         namespace: str | None = None,
         session_timeout: float | None = None,
         connect_timeout: float | None = None,
-        auth: Sequence[tuple[str, str]] | tuple[str, str] | None = None,
-        tls: Any = None,
+        auth: Sequence[tuple[str, str]] | tuple[str, str] | str | None = None,
+        tls: TLSConfig | None = None,
+        acl: AclPolicy | None = None,
     ) -> None:
         self.settings: Settings = resolve(
             hosts,
@@ -74,11 +76,10 @@ class Session:
         if client is not None:
             self._zk = ZkClient(client, owned=False)
         else:
-            self._zk = ZkClient.connect(
-                self.settings.hosts,
-                session_timeout=self.settings.session_timeout,
-                connect_timeout=self.settings.connect_timeout,
-            )
+            from zkflock._security import open_client
+
+            # auth/tls: the arguments, then ZKFLOCK_AUTH(_FILE) / ZKFLOCK_TLS_*.
+            self._zk = open_client(self.settings, auth=auth, tls=tls, acl=acl)
         self._mutex = threading.RLock()
         self._epoch = 0
         self._session_id = self._zk.session_id
@@ -89,6 +90,7 @@ class Session:
         self._doomed: set[str] = set()
         self._doomed_guids: set[tuple[str, str]] = set()
         self._known_parents: set[str] = set()
+        self._paths: dict[str, tuple[str, str]] = {}  # lock_path() cache, bounded
         self._tasks: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self._closed = False
         self._worker = threading.Thread(target=self._run, name="zkflock-session", daemon=True)
@@ -213,8 +215,15 @@ class Session:
 
     def lock_path(self, name: str) -> tuple[str, str]:
         """(normalised name, lock parent znode) for a lock name."""
-        norm = normalize_name(name, self.settings.root)
-        return norm, lock_parent(norm, self.settings.namespace)
+        # Cached: normalising and encoding cost more than the rest of an
+        # uncontended acquire's Python; only valid names are ever stored.
+        found = self._paths.get(name)
+        if found is None:
+            norm = normalize_name(name, self.settings.root)
+            found = (norm, lock_parent(norm, self.settings.namespace))
+            if len(self._paths) < 4096:
+                self._paths[name] = found
+        return found
 
     def ensure_parent(self, parent: str) -> None:
         """Make the lock parent exist: a container, so the server removes it
@@ -373,13 +382,18 @@ def connect(
     namespace: str | None = None,
     session_timeout: float | None = None,
     connect_timeout: float | None = None,
-    auth: Sequence[tuple[str, str]] | tuple[str, str] | None = None,
-    tls: Any = None,
+    auth: Sequence[tuple[str, str]] | tuple[str, str] | str | None = None,
+    tls: TLSConfig | None = None,
+    acl: AclPolicy | None = None,
 ) -> Session:
     """Connect to ZooKeeper and return a :class:`Session`.
 
     ``hosts`` defaults to ``ZKFLOCK_HOSTS``, then ``127.0.0.1:2181``. Raises
     :class:`~zkflock.ConnectError` after ``connect_timeout`` if nobody answers.
+    ``auth=("digest", "user:password")`` (else ``ZKFLOCK_AUTH`` or
+    ``ZKFLOCK_AUTH_FILE``) gives every node zkflock creates the ``acl`` policy
+    (default: we may do everything, others only read); ``tls=TLSConfig(...)``
+    (else ``ZKFLOCK_TLS_*``) encrypts the connection. See README "Security".
     """
     return Session(
         hosts,
@@ -389,4 +403,5 @@ def connect(
         connect_timeout=connect_timeout,
         auth=auth,
         tls=tls,
+        acl=acl,
     )
