@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 WORKER = os.path.abspath(__file__)
 # What each kind is recorded as: exclusive-style kinds exclude everyone,
@@ -208,3 +209,32 @@ def watchers(server: object, chroot: str) -> dict[str, set[str]]:
 def herd_problems(watch: dict[str, set[str]]) -> list[str]:
     """Paths watched by more than one session: a release there wakes a herd."""
     return [f"{path} watched by {len(s)} sessions" for path, s in watch.items() if len(s) > 1]
+
+
+# -- fixtures shared by the family's test modules (import them by name) --------
+
+import pytest  # noqa: E402 - only the tests need it, the workers above do not
+
+
+@pytest.fixture
+def sessions(zk_hosts: str) -> Iterator[Callable[[], Any]]:
+    """Open sessions in the test's chroot; all closed at the end."""
+    import zkflock
+
+    opened: list[Any] = []
+
+    def open_session() -> Any:
+        opened.append(zkflock.connect(zk_hosts, root="/"))
+        return opened[-1]
+
+    yield open_session
+    for session in opened:
+        session.close()
+
+
+@pytest.fixture
+def family(tmp_path: Path, zk_hosts: str) -> Iterator[Spawner]:
+    """A spawner of worker processes, all killed at the end."""
+    spawner = Spawner(tmp_path, zk_hosts)
+    yield spawner
+    spawner.close()

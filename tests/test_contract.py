@@ -4,19 +4,27 @@ Each kind is a pair (holder, contender): the contender must be excluded while
 the holder holds. "read-vs-write" is a writer holding against a reader.
 """
 
+# ruff: noqa: F811 - the shared fixtures are imported from _family_workers
+
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 from kazoo.client import KazooClient
 
-import zkflock
-from _family_workers import Spawner, check, herd_problems, wait_until, watchers
+from _family_workers import (  # noqa: F401 - fixtures
+    Spawner,
+    check,
+    family,
+    herd_problems,
+    sessions,
+    wait_until,
+    watchers,
+)
 from zkflock import (
     AcquireCancelledError,
     ConfigError,
@@ -71,26 +79,6 @@ KINDS = [
 @pytest.fixture(params=KINDS, ids=[k.id for k in KINDS])
 def kind(request: pytest.FixtureRequest) -> Kind:
     return request.param  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def sessions(zk_hosts: str) -> Iterator[Callable[[], Session]]:
-    opened: list[Session] = []
-
-    def open_session() -> Session:
-        opened.append(zkflock.connect(zk_hosts, root="/"))
-        return opened[-1]
-
-    yield open_session
-    for session in opened:
-        session.close()
-
-
-@pytest.fixture
-def family(tmp_path: Path, zk_hosts: str) -> Iterator[Spawner]:
-    spawner = Spawner(tmp_path, zk_hosts)
-    yield spawner
-    spawner.close()
 
 
 def queued(session: Session) -> int:
