@@ -14,7 +14,6 @@ import click
 
 from zkflock._errors import ZkflockError
 from zkflock._locks import Lock
-from zkflock._protocol import READ, SEMAPHORE
 from zkflock._runner import (
     DEFAULT_GRACE,
     EX_USAGE,
@@ -106,8 +105,9 @@ def run(ctx: click.Context, mode: str, nonblock: bool, timeout: float | None,
 
     \b
     The command gets ZKFLOCK_LOCK (the normalised name) and ZKFLOCK_TOKEN (the
-    fencing token). SIGINT, SIGTERM and SIGHUP are forwarded to it. If the lock
-    is lost while it runs, it gets SIGTERM, then SIGKILL after --grace.
+    fencing token). It runs in a process group of its own: SIGINT, SIGTERM and
+    SIGHUP are forwarded to that group, and if the lock is lost while it runs
+    the group gets SIGTERM, then SIGKILL after --grace.
 
     \b
     Exit codes: the command's own status; 128+N if signal N killed it;
@@ -150,9 +150,9 @@ def _command_argv(ctx: click.Context, command: Sequence[str], shell: str | None)
 def _make_lock(session: Session, name: str, mode: str, max_holders: int | None,
                purpose: str) -> Lock:
     if max_holders is not None:
-        return Lock(session, name, kind=SEMAPHORE, max_leases=max_holders, purpose=purpose)
+        return session.semaphore(name, max_leases=max_holders, purpose=purpose)
     if mode == "shared":
-        return Lock(session, name, kind=READ, purpose=purpose)
+        return session.read_lock(name, purpose=purpose)
     return session.lock(name, purpose=purpose)
 
 
