@@ -1,0 +1,106 @@
+"""lock_many on real ZooKeeper: all or none, one multi-transaction, and no
+deadlock whatever order callers name the files in."""
+
+# ruff: noqa: F811 - the shared fixtures are imported from _family_workers
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pytest
+from kazoo.client import KazooClient
+
+from _family_workers import (  # noqa: F401 - fixtures
+    Spawner,
+    check,
+    family,
+    sessions,
+    wait_until,
+)
+from zkflock import ConfigError, InvalidNameError, MultiLock, Session
+
+NAMES = ["a.txt", "b.txt", "c.txt", "d.txt"]
+
+
+def test_four_processes_four_orders_fifty_rounds(family: Spawner) -> None:
+    orders = [NAMES, NAMES[::-1], NAMES[1:] + NAMES[:1], [NAMES[2], NAMES[0], NAMES[3], NAMES[1]]]
+    for order in orders:
+        family.start("many", ",".join(order), rounds=50)
+    family.run_all(timeout=100)  # all finish: no deadlock
+    problems, most = check(family.log)
+    assert problems == []
+    assert most == dict.fromkeys(NAMES, 1)
+    enters = [line for line in family.log.read_text().splitlines() if " enter " in line]
+    assert len(enters) == 4 * 50 * 4
+
+
+def test_one_multi_shares_one_token_across_queues(
+    sessions: Callable[[], Session], kazoo_client: KazooClient
+) -> None:
+    held = sessions().lock_many(["c.txt", "a.txt", "b.txt"])
+    with held:
+        paths = held.node_paths()
+        assert len(paths) == 3
+        # One transaction: every node has the same czxid, which is the token.
+        czxids = {kazoo_client.exists(p).czxid for p in paths}  # type: ignore[union-attr]
+        assert czxids == {held.token}
+
+
+def test_all_or_none(sessions: Callable[[], Session]) -> None:
+    observer = sessions()
+    b = sessions().lock("b.txt")
+    assert b.acquire()
+    many = sessions().lock_many(["a.txt", "b.txt"], timeout=0.3)
+    assert many.acquire(blocking=False) is False
+    assert many.acquire() is False
+    with pytest.raises(TimeoutError), many:
+        pytest.fail("ran without the locks")
+    # Nothing was left in either queue, and a.txt was never held.
+    assert observer.holders("a.txt") == []
+    assert len(observer.holders("b.txt")) == 1
+    b.release()
+    with many as held:
+        assert held.is_held
+        assert {h.lock for h in held.holders()} == {"a.txt", "b.txt"}
+
+
+def test_waits_for_every_name_then_holds_all(sessions: Callable[[], Session]) -> None:
+    a, c = sessions().lock("a.txt"), sessions().lock("c.txt")
+    assert a.acquire()
+    assert c.acquire()
+    many = sessions().lock_many(["c.txt", "b.txt", "a.txt"], timeout=60)
+    thread = threading.Thread(target=many.acquire, daemon=True)
+    thread.start()
+    observer = sessions()
+    wait_until(lambda: len(observer.holders("b.txt")) == 1, 10, "the multi to queue")
+    a.release()
+    assert not many.is_held  # still waiting for c.txt
+    c.release()
+    thread.join(timeout=10)
+    assert many.is_held
+    assert sessions().lock("b.txt").acquire(blocking=False) is False
+    many.release()
+    assert all(observer.holders(n) == [] for n in NAMES)
+
+
+def test_names_are_normalised_sorted_and_deduplicated(sessions: Callable[[], Session]) -> None:
+    many = sessions().lock_many(["d.txt", "./a.txt", "a.txt", "x//y.txt"])
+    assert isinstance(many, MultiLock)
+    assert many.names == ("a.txt", "d.txt", "x/y.txt")
+    with pytest.raises(ConfigError):
+        sessions().lock_many([])
+    with pytest.raises(ConfigError):
+        sessions().lock_many("a.txt")
+    with pytest.raises(InvalidNameError):
+        sessions().lock_many(["ok.txt", "../escape"])
+
+
+def test_reentrant_many_counts(sessions: Callable[[], Session]) -> None:
+    many = sessions().lock_many(NAMES[:2], reentrant=True)
+    assert many.acquire()
+    assert many.acquire()
+    many.release()
+    many.ensure_held()
+    many.release()
+    assert not many.is_held
