@@ -272,6 +272,7 @@ class ZkClient:
         ZooKeeper answers one session's requests in order, so the listing sent
         right behind the create already contains our node: one round trip.
         """
+        self._require_connected(f"queueing under {parent}")
         client = self._client
         _check_size(parent, data)
         created = client.create_async(
@@ -371,11 +372,22 @@ class ZkClient:
                     all_there = False
         return all_there
 
+    def _require_connected(self, what: str) -> None:
+        # kazoo queues a request made while it reconnects and its reply is
+        # awaited without a bound: during a partition release() and
+        # acquire(timeout=...) would hang until a server is reached again.
+        # Fail fast; the callers retry (the reaper, wait_connected). A closed
+        # or expired client is left to kazoo, which refuses at once.
+        if self._client.state == KazooState.SUSPENDED:
+            raise Disconnected(f"{what}: not connected to ZooKeeper")
+
     def delete(self, path: str) -> bool:
-        """Delete ``path``; False if it was already gone."""
+        """Delete ``path``; False if it was already gone. Never waits for a
+        reconnect: Disconnected (or ConnectError) and the caller retries."""
+        self._require_connected(f"deleting {path}")
         try:
             with translated(f"deleting {path}"):
-                self._client.delete(path)
+                self._client.delete_async(path).get(timeout=self.negotiated_timeout)
         except NodeMissingError:
             return False
         return True

@@ -190,7 +190,10 @@ class Lock:
         self._lost_reason = None
         self._refuse_upgrade()
         epoch = self._session.epoch
-        entries = self._enqueue(deadline)
+        try:
+            entries = self._enqueue(deadline)
+        except LockTimeoutError:
+            return False  # ZooKeeper stayed out of reach until the deadline
         paths = [f"{p}/{e.node}" for p, e in zip(self._parents, entries, strict=True)]
         try:
             granted = all(
