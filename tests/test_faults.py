@@ -189,16 +189,39 @@ def test_release_during_a_short_cut_deletes_the_node_once_reconnected(
     wait_until(lambda: session.zk.kazoo.state == "SUSPENDED", 10, "kazoo to suspend")
     releaser = threading.Thread(target=lock.release, daemon=True)
     releaser.start()
-    releaser.join(0.5)
+    # release() does not hang while ZooKeeper is out of reach: the node is
+    # left to the session's reaper.
+    releaser.join(3)
+    assert not releaser.is_alive(), "release() blocked while the connection was cut"
     assert kazoo_client.get_children(parent) != []  # the node is still there meanwhile
     zk_proxy.heal()
-    releaser.join(15)
-    assert not releaser.is_alive()
     wait_until(lambda: kazoo_client.get_children(parent) == [], 10, "our node to be deleted")
     assert session.zk.session_id == session_id  # the same session lived on
     other = sessions().lock(NAME)
     assert other.acquire(timeout=5)
     other.release()
+
+
+def test_acquire_timeout_holds_while_the_connection_is_cut(
+    sessions: Callable[..., Session], proxy: tuple[ZkProxy, str]
+) -> None:
+    zk_proxy, hosts = proxy
+    session = sessions(hosts, session_timeout=4.0)
+    lock = session.lock(NAME)
+    zk_proxy.cut()
+    wait_until(lambda: session.zk.kazoo.state == "SUSPENDED", 10, "kazoo to suspend")
+    result: list[object] = []
+    waiter = threading.Thread(
+        target=lambda: result.append(lock.acquire(timeout=0.5)), daemon=True
+    )
+    waiter.start()
+    waiter.join(3)  # a bound well past the timeout, well before the heal
+    assert not waiter.is_alive(), "acquire(timeout=0.5) ignored its timeout while cut"
+    assert result == [False]
+    zk_proxy.heal()
+    wait_until(lambda: session.connected, 15, "the session to reconnect")
+    assert lock.acquire(timeout=10)
+    lock.release()
 
 
 # -- a lost create reply ---------------------------------------------------------------
