@@ -218,7 +218,10 @@ def run_bench(
         with tempfile.TemporaryDirectory(prefix="zkflock-bench-") as tmp:
             server = None
             if fs is not None:
-                server = LocalZooKeeper(tmp, tick_time=500, force_sync=fs).start()
+                # 64 herd waiters are 64 sessions from one address: lift
+                # ZooKeeper's default cap of 60 connections per client IP.
+                server = LocalZooKeeper(tmp, tick_time=500, force_sync=fs,
+                                        extra_config={"maxClientCnxns": "0"}).start()
             try:
                 target = hosts or (server.hosts if server else "")
                 for name in scenarios:

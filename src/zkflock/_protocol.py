@@ -85,6 +85,9 @@ class Decision:
     signal_grant: bool = False
 
 
+_ALONE = Decision(held=True, position=0)
+
+
 class NotQueuedError(LookupError):
     """Our node is not in the listing: the session that made it is gone."""
 
@@ -97,6 +100,8 @@ def decide(children: Iterable[str], me: str, own: Iterable[str] = ()) -> Decisio
     would queue behind its own session's holds would wait forever (upgrade),
     which is refused.
     """
+    if isinstance(children, list) and children == [me] and parse_node(me) is not None:
+        return _ALONE  # the uncontended fast path: alone in the queue, any kind holds
     contenders = queue(children)
     index = next((i for i, c in enumerate(contenders) if c.name == me), None)
     if index is None:
