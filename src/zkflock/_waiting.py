@@ -148,7 +148,13 @@ class QueueWaiting:
             children = None
         if epoch != self._session.epoch:
             raise SessionExpiredError(f"the ZooKeeper session was lost while taking {self._name!r}")
-        if waited:
+        if waited and self._kind == SEMAPHORE:
+            # Only a semaphore's successor needs the touch (its grant signal).
+            # For the other kinds it cost a write per handoff and woke the
+            # waiter behind us for nothing (an exists watch fires on a data
+            # change too), which then listed the queue and watched again:
+            # `zkflock bench contended` measured it. A holder that waited
+            # shows its queued-at as `since`.
             self._touch(parent, entry.node, decision)
         return True
 
