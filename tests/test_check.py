@@ -54,3 +54,15 @@ def test_jump_nobody_attempted_is_unexplained() -> None:
 def test_parse_history_skips_a_torn_last_line() -> None:
     lines = [Attempt(1, True).to_json(), Attempt(None, False, "E").to_json(), '{"value": 3, "o']
     assert parse_history(lines) == [Attempt(1, True), Attempt(None, False, "E")]
+
+
+def test_invocation_without_outcome_is_unknown() -> None:
+    lines = [
+        Attempt(1, False, "invoked").to_json(), Attempt(1, True).to_json(),
+        Attempt(2, False, "invoked").to_json(),  # killed after committing 2
+    ]
+    attempts = parse_history(lines)
+    assert attempts == [Attempt(1, True), Attempt(2, False, "unknown")]
+    assert check(attempts, final=2).ok
+    # Without the invocation record the committed 2 would be unexplained.
+    assert not check([Attempt(1, True)], final=2).ok

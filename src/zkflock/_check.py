@@ -56,18 +56,34 @@ class Verdict:
         return {**asdict(self), "ok": self.ok}
 
 
+INVOKED = "invoked"
+
+
 def parse_history(lines: Iterable[str]) -> list[Attempt]:
-    """Attempts from a history file's lines; a torn last line (the client was
-    killed while logging) is skipped."""
+    """Attempts from one client's history file.
+
+    A client logs an ``invoked`` record before it commits and the outcome
+    after; an invocation with no outcome (the client was killed in between)
+    becomes an unknown attempt. A torn last line is skipped."""
     out = []
+    pending: Attempt | None = None
     for line in lines:
         try:
             doc = json.loads(line)
             value = doc["value"]
-            out.append(Attempt(None if value is None else int(value), bool(doc["ok"]),
-                               str(doc.get("error", ""))))
+            record = Attempt(None if value is None else int(value), bool(doc["ok"]),
+                             str(doc.get("error", "")))
         except (ValueError, KeyError, TypeError):
             continue
+        if pending is not None and record.value != pending.value:
+            out.append(Attempt(pending.value, False, "unknown"))
+        pending = None
+        if record.error == INVOKED:
+            pending = record
+        else:
+            out.append(record)
+    if pending is not None:
+        out.append(Attempt(pending.value, False, "unknown"))
     return out
 
 

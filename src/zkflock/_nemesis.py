@@ -78,11 +78,14 @@ def pause_holder(target: Target) -> str:
 
 def restart_zookeeper(target: Target) -> str:
     server = _server(target)
+    if server.nodes == 1:
+        server.restart_node(1, timeout=60)
+        return "restarted the server"
+    # A whole ensemble: one node alone cannot serve, so start them together.
     for myid in range(1, server.nodes + 1):
         server.stop_node(myid)
-    for myid in range(1, server.nodes + 1):
-        server.start_node(myid, timeout=60)
-    return f"restarted {server.nodes} node(s)"
+    server.start(timeout=60)
+    return f"restarted all {server.nodes} nodes"
 
 
 def kill_leader(target: Target) -> str:

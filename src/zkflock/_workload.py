@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO
 
 import zkflock
-from zkflock._check import Attempt
+from zkflock._check import INVOKED, Attempt
 from zkflock._errors import ZkflockError
 
 
@@ -44,7 +44,7 @@ def fenced_step(f: zkflock.SharedFile, pause: float) -> int:
     """One fenced increment; returns the value acknowledged."""
     with f.edit(timeout=30) as doc:
         value = _parse(doc.text) + 1
-        _current.append(value)
+        _invoke(value)
         time.sleep(pause)
         doc.text = str(value)
     return value
@@ -57,7 +57,7 @@ def unfenced_step(zk: zkflock.Session, view: Path, name: str, pause: float) -> i
             value = _parse(view.read_text()) + 1
         except FileNotFoundError:
             value = 1
-        _current.append(value)
+        _invoke(value)
         time.sleep(pause)
         tmp = view.with_name(f".{view.name}.{os.getpid()}.tmp")
         tmp.write_text(str(value))
@@ -66,10 +66,19 @@ def unfenced_step(zk: zkflock.Session, view: Path, name: str, pause: float) -> i
 
 
 _current: list[int] = []  # the value the running attempt tries to write
+_history: list[History] = []
+
+
+def _invoke(value: int) -> None:
+    """Log the attempt before it can land: a client killed after its commit
+    but before logging the outcome leaves an unknown attempt, not a mystery."""
+    _current.append(value)
+    _history[0].log(Attempt(value, False, INVOKED))
 
 
 def run(args: argparse.Namespace) -> None:
     history = History(Path(args.history))
+    _history.append(history)
     deadline = time.monotonic() + args.duration
     with zkflock.connect(args.hosts, root=args.root, session_timeout=args.session_timeout,
                          connect_timeout=30) as zk:
