@@ -28,7 +28,7 @@ def test_overtake_count_catches_an_out_of_order_grant() -> None:
 
 def test_uncontended_measures_every_contender_and_two_writes_per_cycle(zk_hosts: str) -> None:
     summary = summarize("uncontended", SCENARIOS["uncontended"](zk_hosts, QUICK))
-    assert set(summary["latency_ms"]) == {"zkflock", "kazoo", "raw"}
+    assert set(summary["latency_ms"]) == {"zkflock", "kazoo", "raw", "rawlist"}
     for stats in summary["latency_ms"].values():
         assert stats["n"] == QUICK.batch * QUICK.rounds
         assert 0 < stats["p10"] <= stats["p50"] <= stats["p90"]

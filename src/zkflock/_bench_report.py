@@ -56,6 +56,9 @@ def summarize_uncontended(raw: dict[str, Any]) -> dict[str, Any]:
         ratios["zkflock/kazoo p50"] = _ratio(lat["zkflock"]["p50"], lat["kazoo"]["p50"])
     ratios["zkflock/raw p50"] = _ratio(lat["zkflock"]["p50"], lat["raw"]["p50"])
     ratios["zkflock/raw cpu p50"] = _ratio(cpu["zkflock"]["p50"], cpu["raw"]["p50"])
+    if "rawlist" in lat:  # the floor for a one-round-trip acquire: see _bench
+        ratios["zkflock/rawlist p50"] = _ratio(lat["zkflock"]["p50"], lat["rawlist"]["p50"])
+        ratios["zkflock/rawlist cpu p50"] = _ratio(cpu["zkflock"]["p50"], cpu["rawlist"]["p50"])
     return {
         "latency_ms": lat,
         "cpu_us_per_cycle": cpu,
@@ -185,6 +188,12 @@ def _facts(summaries: dict[str, Any]) -> list[str]:
                          f"{s['p10']:.3f}/{s['p50']:.3f}/{s['p90']:.3f} ms, "
                          f"cpu p50 {u['cpu_us_per_cycle'][kind]['p50']:.0f} us, "
                          f"zxid/cycle {u['zxid_per_cycle'][kind]:.2f}")
+    for name in ("uncontended", "cpu"):
+        ratios = summaries.get(name, {}).get("ratios", {})
+        if "zkflock/rawlist p50" in ratios:
+            lines.append(f"       {name} against the rawlist floor: latency "
+                         f"{ratios['zkflock/rawlist p50']:.3f}x, cpu "
+                         f"{ratios['zkflock/rawlist cpu p50']:.3f}x")
     if "contended" in summaries and "handoffs_per_s" in summaries["contended"]:
         c = summaries["contended"]
         for n, row in c["handoffs_per_s"].items():

@@ -84,7 +84,7 @@ def _zxid_per_cycle(worker: Worker, hosts: str, cycles: int) -> float:
 
 
 def uncontended(hosts: str, cfg: BenchConfig, kinds: tuple[str, ...] = ()) -> dict[str, Any]:
-    kinds = kinds or ("zkflock", "kazoo", "raw")
+    kinds = kinds or ("zkflock", "kazoo", "raw", "rawlist")
     workers = start_workers([(k, _unique(f"u-{k}")) for k in kinds], hosts)
     try:
         result: dict[str, Any] = {"contenders": _interleaved(workers, cfg), "zxid_per_cycle": {}}
@@ -97,7 +97,7 @@ def uncontended(hosts: str, cfg: BenchConfig, kinds: tuple[str, ...] = ()) -> di
 
 
 def cpu(hosts: str, cfg: BenchConfig) -> dict[str, Any]:
-    return uncontended(hosts, cfg, kinds=("zkflock", "raw"))
+    return uncontended(hosts, cfg, kinds=("zkflock", "raw", "rawlist"))
 
 
 def contend(hosts: str, kind: str, procs: int, cfg: BenchConfig) -> dict[str, Any]:
