@@ -220,7 +220,7 @@ def plot(results: dict[str, Any], path: str) -> None:
     import matplotlib.pyplot as plt
 
     settings = results["settings"]
-    fig, axes = plt.subplots(len(settings), 4, figsize=(20, 4.5 * len(settings)), squeeze=False)
+    fig, axes = plt.subplots(len(settings), 5, figsize=(25, 4.5 * len(settings)), squeeze=False)
     for row, (fs, per) in zip(axes, settings.items(), strict=True):
         s = per["summaries"]
         if "latency_ms" in s.get("uncontended", {}):
@@ -231,7 +231,8 @@ def plot(results: dict[str, Any], path: str) -> None:
             xs = [int(n) for n in tab]
             for kind in ("zkflock", "kazoo"):
                 row[1].plot(xs, [tab[str(n)][kind] for n in xs], marker="o", label=kind)
-            row[1].set(xscale="log", xticks=xs, xticklabels=[str(x) for x in xs],
+            row[1].set_xscale("log", base=2)
+            row[1].set(xticks=xs, xticklabels=[str(x) for x in xs], ylim=(0, None),
                        xlabel="processes", ylabel="handoffs/s",
                        title=f"contended throughput (forceSync={fs})")
             row[1].legend()
@@ -244,6 +245,12 @@ def plot(results: dict[str, Any], path: str) -> None:
         if "cpu_us_per_cycle" in s.get("cpu", {}):
             _bars(row[3], s["cpu"]["cpu_us_per_cycle"], "us",
                   f"client CPU per uncontended cycle (forceSync={fs})")
+        kinds = {k: v for name in ("many", "fenced")
+                 for k, v in s.get(name, {}).get("latency_ms", {}).items()}
+        if kinds:
+            _bars(row[4], kinds, "ms", f"lock_many and fenced append (forceSync={fs})")
+            row[4].set_yscale("log")
+            row[4].tick_params(axis="x", labelrotation=30)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
