@@ -19,7 +19,7 @@ from typing import Any
 from kazoo import exceptions as ke
 from kazoo.client import KazooClient, KazooState, _prefix_root
 from kazoo.handlers.threading import KazooTimeoutError
-from kazoo.protocol.serialization import Create2, GetChildren
+from kazoo.protocol.serialization import Create2, Delete, GetChildren
 from kazoo.protocol.states import EventType, KeeperState, WatchedEvent
 
 from zkflock._errors import (
@@ -409,6 +409,26 @@ class ZkClient:
         # or expired client is left to kazoo, which refuses at once.
         if self._client.state == KazooState.SUSPENDED:
             raise Disconnected(f"{what}: not connected to ZooKeeper")
+
+    def delete_many(self, paths: Sequence[str]) -> list[ZkflockError | None]:
+        """Delete every path, pipelined: N deletes cost one round trip, not N
+        (lock_many's release). Per path: None (deleted or already gone) or
+        the error, for the caller to retry."""
+        self._require_connected(f"deleting {len(paths)} nodes")
+        chroot = self._client.chroot
+        pending = self._pipeline(*(Delete(_prefix_root(chroot, p), -1) for p in paths))
+        out: list[ZkflockError | None] = []
+        for path, result in zip(paths, pending, strict=True):
+            try:
+                with translated(f"deleting {path}"):
+                    result.get(timeout=self.negotiated_timeout)
+            except NodeMissingError:
+                pass
+            except ZkflockError as exc:
+                out.append(exc)
+                continue
+            out.append(None)
+        return out
 
     def delete(self, path: str) -> bool:
         """Delete ``path``; False if it was already gone. Never waits for a

@@ -266,6 +266,21 @@ class Session:
                 log.info("deleting %s failed (%s); retrying in the background", path, exc)
                 self._doom(path)
 
+    def discard_many(self, paths: Sequence[str]) -> None:
+        """discard() for several nodes (lock_many), deletes pipelined."""
+        if len(paths) <= 1:
+            for path in paths:
+                self.discard(path)
+            return
+        try:
+            errors: list[ZkflockError | None] = list(self._zk.delete_many(paths))
+        except ZkflockError as exc:
+            errors = [exc] * len(paths)
+        for path, error in zip(paths, errors, strict=True):
+            if error is not None and (isinstance(error, Disconnected) or self._state != LOST):
+                log.info("deleting %s failed (%s); retrying in the background", path, error)
+                self._doom(path)
+
     def discard_guid(self, parent: str, guid: str) -> None:
         """A create whose reply never came may have made a node: find and delete it."""
         with self._mutex:
