@@ -335,7 +335,10 @@ class ZkClient:
         for parent, prefix in zip(parents, prefixes, strict=True):
             tx.create(f"{parent}/{prefix}", data, ephemeral=True, sequence=True)
         committed = tx.commit_async()
-        listed = [client.get_children_async(p) for p in parents]
+        # One wake of kazoo's thread for the N listings (see _pipeline).
+        listed = self._pipeline(
+            *(GetChildren(_prefix_root(client.chroot, p), None) for p in parents)
+        )
         with translated(f"queueing under {len(parents)} locks"):
             results = committed.get()
             failed = [r for r in results if isinstance(r, Exception)]
