@@ -38,7 +38,7 @@ def test_unfenced_control_loses_updates_under_sigstop(tmp_path: Path) -> None:
     # up to three runs.
     lost = []
     for _ in range(3):
-        outcome = torture("pause", clients=CLIENTS, duration=15.0, unfenced=True, pause=0.3,
+        outcome = torture("pause", clients=CLIENTS, duration=12.0, unfenced=True, pause=0.3,
                           base_dir=tmp_path)
         lost.append((outcome.verdict.lost, outcome.strikes))
         if outcome.verdict.lost > 0:

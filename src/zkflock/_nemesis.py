@@ -34,6 +34,7 @@ class Target:
     name: str
     workers: Workers
     session_timeout: float
+    pause: float = 0.0  # the workload's pause inside its critical section
 
     @property
     def outage(self) -> float:
@@ -42,16 +43,38 @@ class Target:
 
 
 def holder_pid(target: Target, timeout: float = 5.0) -> int | None:
-    """The pid of the worker holding the lock now (None if nobody does)."""
+    """The pid of a worker that has just been granted the lock (None if none).
+
+    Striking a fresh holder lands the fault early in its critical section,
+    between its read and its write, where a lost lock does harm; a holder
+    seen at a random moment may already have written. If the holder does not
+    change within the timeout, whoever holds it then is struck.
+    """
     deadline = time.monotonic() + timeout
+    first: str | None = None
+    current: tuple[str, int] | None = None
     while time.monotonic() < deadline:
-        try:
-            for holder in target.observer.holders(target.name):
-                if holder.state == "holding" and holder.pid in target.workers.pids():
-                    return holder.pid
-        except ZkflockError:
-            pass
-        time.sleep(0.02)
+        current = _holding(target)
+        if current is not None:
+            if first is None:
+                first = current[0]
+            elif current[0] != first:
+                # Let the new holder read first: struck between grant and
+                # read it would lose its lock before doing anything.
+                time.sleep(target.pause / 3)
+                return current[1]
+        time.sleep(0.005)
+    return current[1] if current is not None else None
+
+
+def _holding(target: Target) -> tuple[str, int] | None:
+    """(node id, pid) of the worker holding the lock now."""
+    try:
+        for holder in target.observer.holders(target.name):
+            if holder.state == "holding" and holder.pid in target.workers.pids():
+                return holder.id, holder.pid
+    except ZkflockError:
+        pass
     return None
 
 

@@ -155,7 +155,7 @@ def torture(
         try:
             for _ in range(clients):
                 pool.start()
-            target = Target(server, observer, FILE_NAME, pool, session_timeout)
+            target = Target(server, observer, FILE_NAME, pool, session_timeout, pause)
             strikes = _strike_until(nemesis, target, time.monotonic() + duration - 1.0)
         finally:
             pool.stop(grace=duration + 60)

@@ -51,7 +51,14 @@ def fenced_step(f: zkflock.SharedFile, pause: float) -> int:
 
 
 def unfenced_step(zk: zkflock.Session, view: Path, name: str, pause: float) -> int:
-    """One increment under a plain lock, writing the file directly: no fencing."""
+    """One increment under a plain lock, writing the file directly: no fencing.
+
+    The holder goes on working for a while after its write, still holding the
+    lock, as real critical sections do. That matters for the control: a stale
+    write that lands while the current holder is between its read and its
+    write is overwritten blindly and harms nobody; one that lands after a
+    write is read by the next holder, and acknowledged updates are lost.
+    """
     with zk.lock(name, timeout=30):
         try:
             value = _parse(view.read_text()) + 1
@@ -62,7 +69,11 @@ def unfenced_step(zk: zkflock.Session, view: Path, name: str, pause: float) -> i
         tmp = view.with_name(f".{view.name}.{os.getpid()}.tmp")
         tmp.write_text(str(value))
         os.replace(tmp, view)
+        time.sleep(AFTER_WRITE * pause)
     return value
+
+
+AFTER_WRITE = 3  # the post-write share of the critical section, in pauses
 
 
 _current: list[int] = []  # the value the running attempt tries to write
