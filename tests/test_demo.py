@@ -53,6 +53,12 @@ def test_check_rejects_bad_files(text: str, clients: int, expected: str) -> None
     assert any(expected in p for p in problems), problems
 
 
+def test_check_rejects_a_file_that_does_not_show_this_runs_writes() -> None:
+    assert check_demo_file(GOOD, 3, {2: 17, 1: 21, 3: 30}) == []
+    problems = check_demo_file(GOOD, 3, {2: 17, 1: 21, 3: 31})  # an earlier run's file
+    assert any("client 3 reported token 31" in p for p in problems), problems
+
+
 # -- end to end -----------------------------------------------------------------------
 
 
@@ -85,3 +91,17 @@ def test_demo_starts_and_stops_its_own_zookeeper(tmp_path: Path) -> None:
         ("127.0.0.1", int(match.group(1))), timeout=5
     ):
         pass  # nobody listens there any more
+
+
+def test_demo_twice_in_one_folder_shows_the_second_run(tmp_path: Path) -> None:
+    # Each run starts a fresh ZooKeeper over the same folder: versions count
+    # from 1 again, and the plain view must still show the new run's lines
+    # (a view guarded by the old run's version number would stay stale).
+    first = demo("--hold", "0.05", cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    before = _lines(tmp_path / "data" / "data.txt")
+    second = demo("--hold", "0.05", cwd=tmp_path)
+    assert second.returncode == 0, second.stdout + second.stderr
+    after = _lines(tmp_path / "data" / "data.txt")
+    assert len(after) == 3
+    assert not set(after) & set(before), (before, after)

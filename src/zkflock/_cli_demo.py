@@ -23,6 +23,7 @@ from rich.text import Text
 from zkflock._demo import check_demo_file, collect, start_clients, stop_clients
 from zkflock._names import normalize_name
 from zkflock._server import LocalZooKeeper
+from zkflock._session import connect
 
 _STYLES = {"holding": "bold green", "waiting": "yellow", "done": "dim", "error": "bold red"}
 
@@ -91,9 +92,12 @@ def _zookeeper(hosts: str | None, console: Console) -> Iterator[str]:
 def run_demo(hosts: str, root: Path, file_name: str, clients: int, hold: float,
              console: Console) -> int:
     path = root / file_name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("", encoding="utf-8")
-    console.print(f"{path} starts empty for this run; {clients} clients will each append a line")
+    with connect(hosts, root=root) as zk:
+        shared = zk.shared_file(file_name)
+        shared.write("")  # a fenced commit of its own: the run starts from an empty file
+        shared.publish_view()
+    console.print(f"{path} starts empty for this run; {clients} clients will each append a "
+                  "line through a fenced commit")
     states: dict[int, dict[str, Any]] = {i: {"state": "starting"} for i in range(1, clients + 1)}
     procs, events = start_clients(hosts, root, file_name, clients, hold)
     try:
@@ -115,15 +119,18 @@ def run_demo(hosts: str, root: Path, file_name: str, clients: int, hold: float,
             problems = collect(procs, events, show, timeout)
     finally:
         stop_clients(procs)
-    return _finish(path, clients, problems, console)
+    reported = {i: int(r["token"]) for i, r in states.items() if "token" in r}
+    return _finish(path, clients, reported, problems, console)
 
 
-def _finish(path: Path, clients: int, problems: list[str], console: Console) -> int:
-    text = path.read_text(encoding="utf-8")
+def _finish(path: Path, clients: int, reported: dict[int, int], problems: list[str],
+            console: Console) -> int:
+    # The plain view, exactly what `cat` shows: published after each commit.
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
     console.rule(f"{path}")
     console.print(Text(text), end="")
     console.rule()
-    problems = problems + check_demo_file(text, clients)
+    problems = problems + check_demo_file(text, clients, reported)
     if problems:
         for problem in problems:
             console.print(Text(f"zkflock: error: {problem}", style="bold red"))

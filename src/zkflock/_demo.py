@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import queue
 import re
 import subprocess
@@ -32,10 +31,20 @@ LINE_RE = re.compile(r"^client (\d+) token=(\d+) at=(\S+)$")
 # -- the check (pure) -------------------------------------------------------------
 
 
-def check_demo_file(text: str, clients: int) -> list[str]:
+def check_demo_file(
+    text: str, clients: int, reported: dict[int, int] | None = None
+) -> list[str]:
     """Problems with the demo's file: exactly one whole line per client 1..N,
-    tokens strictly increasing in file order. Empty list: the check holds."""
+    tokens strictly increasing in file order, and (when ``reported`` maps
+    clients to the tokens they reported) each line carrying its client's
+    token from this run. Empty list: the check holds."""
     problems: list[str] = []
+    for client, token in sorted((reported or {}).items()):
+        if f"client {client} token={token} " not in text:
+            problems.append(
+                f"client {client} reported token {token}, but no line of this run says so: "
+                "the file does not show this run's writes"
+            )
     if text and not text.endswith("\n"):
         problems.append("the last line is torn: the file does not end with a newline")
     seen: dict[int, int] = {}
@@ -70,17 +79,6 @@ def demo_line(index: int, token: int) -> str:
     return f"client {index} token={token} at={at}\n"
 
 
-def append_line(path: Path, line: str) -> None:
-    """The demo's one write: the whole line in one write, then flush and fsync.
-
-    Kept alone so that fenced writes (a SharedFile) can replace it.
-    """
-    with path.open("a", encoding="utf-8") as f:
-        f.write(line)
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def _report(state: str, **fields: Any) -> None:
     # The time of the event itself: reports from different clients can reach
     # the parent in another order than they happened (one pipe each).
@@ -99,18 +97,16 @@ def client_main(argv: Sequence[str]) -> int:
     parser.add_argument("--hold", type=float, default=0.5)
     parser.add_argument("--timeout", type=float, default=60.0)
     args = parser.parse_args(argv)
-    path = Path(args.root) / args.file
     try:
         with connect(args.hosts, root=args.root) as zk:
-            lock = zk.lock(args.file, timeout=args.timeout, purpose=f"demo client {args.index}")
+            shared = zk.shared_file(args.file)
             _report("waiting")
-            with lock as held:
-                _report("holding", token=held.token)
-                before = path.read_text(encoding="utf-8") if path.exists() else ""
-                held.ensure_held()  # the last moment to notice a loss before writing
-                append_line(path, demo_line(args.index, held.token))
+            with shared.edit(timeout=args.timeout, purpose=f"demo client {args.index}") as doc:
+                _report("holding", token=doc.token)
+                before = doc.text
+                doc.text += demo_line(args.index, doc.token)
                 time.sleep(args.hold)
-                token = held.token
+                token = doc.token
             _report("done", token=token, lines_before=len(before.splitlines()))
     except ZkflockError as err:
         _report("error", message=str(err))

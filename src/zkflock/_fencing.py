@@ -26,6 +26,8 @@ from zkflock._errors import FileCorruptError
 FORMAT = 1
 RECENT = 16  # how many past object names the metadata remembers
 _OBJECT_RE = re.compile(r"^(\d+)-(\d+)-([0-9a-f]{16})$")
+_FILE_ID_RE = re.compile(r"^[0-9a-f]{0,32}$")
+MAX_META_BYTES = 64 * 1024  # far above what zkflock writes (~2 KiB), far below jute.maxbuffer
 
 
 def checksum(data: bytes) -> str:
@@ -35,6 +37,10 @@ def checksum(data: bytes) -> str:
 def object_name(version: int, token: int) -> str:
     """A unique, immutable object name: ``<version>-<token>-<random>``."""
     return f"{version}-{token}-{secrets.token_hex(8)}"
+
+
+def new_file_id() -> str:
+    return secrets.token_hex(8)
 
 
 def object_version(name: str) -> int | None:
@@ -53,6 +59,10 @@ class FileMeta:
     size: int = 0
     sha256: str = field(default_factory=lambda: checksum(b""))
     recent: tuple[str, ...] = ()  # object names of the latest versions, newest first
+    # Random, set when the metadata is created: tells this file's history
+    # apart from an earlier one on the same volume (a ZooKeeper started
+    # afresh counts versions from 1 again).
+    file_id: str = ""
 
     def successor(self, token: int, obj: str, data: bytes) -> FileMeta:
         """The metadata a writer with ``token`` commits for content ``data`` in ``obj``."""
@@ -63,6 +73,7 @@ class FileMeta:
             size=len(data),
             sha256=checksum(data),
             recent=((obj, *self.recent))[:RECENT],
+            file_id=self.file_id,
         )
 
     def object_of(self, version: int) -> str | None:
@@ -92,6 +103,7 @@ def encode_meta(meta: FileMeta) -> bytes:
         "size": meta.size,
         "sha256": meta.sha256,
         "recent": list(meta.recent),
+        "file_id": meta.file_id,
     }
     return json.dumps(doc, separators=(",", ":")).encode()
 
@@ -101,14 +113,25 @@ def decode_meta(raw: bytes, where: str) -> FileMeta:
     if not raw:
         return FileMeta()
     try:
+        if len(raw) > MAX_META_BYTES:
+            raise ValueError(f"{len(raw)} bytes, more than the {MAX_META_BYTES} zkflock writes")
         doc = json.loads(raw.decode())
+        if not isinstance(doc, dict):
+            raise ValueError(f"expected a JSON object, not {type(doc).__name__}")
+        recent = doc.get("recent", [])
+        if not isinstance(recent, list) or len(recent) > RECENT:
+            raise ValueError(f"'recent' must be a list of at most {RECENT} object names")
+        file_id = str(doc.get("file_id", ""))
+        if not _FILE_ID_RE.match(file_id):
+            raise ValueError(f"'file_id' {file_id[:40]!r} is not a hex id")
         meta = FileMeta(
             version=_int(doc["version"]),
             token=_int(doc["token"]),
             object=str(doc["object"]),
             size=_int(doc["size"]),
             sha256=str(doc["sha256"]),
-            recent=tuple(str(n) for n in doc.get("recent", [])),
+            recent=tuple(str(n) for n in recent),
+            file_id=file_id,
         )
     except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         raise FileCorruptError(

@@ -36,7 +36,14 @@ from zkflock._errors import (
     StaleTokenError,
     ZkflockError,
 )
-from zkflock._fencing import FileMeta, decode_meta, encode_meta, object_name, object_version
+from zkflock._fencing import (
+    FileMeta,
+    decode_meta,
+    encode_meta,
+    new_file_id,
+    object_name,
+    object_version,
+)
 from zkflock._names import file_meta_path, normalize_name
 from zkflock._views import ViewPublisher, crash_point, store_dir_name, write_durably
 
@@ -96,7 +103,8 @@ class SharedFile:
         root = Path(settings.root)
         self._view = root / self._name
         self._objects = root / ".zkflock" / "objects" / store_dir_name(self._name)
-        self._publisher = ViewPublisher(self._view, root / ".zkflock" / "views", self._name)
+        self._root = root
+        self._publisher = ViewPublisher(root, self._view, root / ".zkflock" / "views", self._name)
 
     @property
     def name(self) -> str:
@@ -170,10 +178,13 @@ class SharedFile:
         return doc.committed
 
     @contextmanager
-    def edit(self, *, timeout: float | None = None) -> Iterator[Document]:
+    def edit(self, *, timeout: float | None = None, purpose: str = "") -> Iterator[Document]:
         """Read-modify-write under the lock: committed on a clean exit (when
-        changed), not at all when the block raises."""
-        held = self._session.lock(self._name, timeout=timeout, purpose=f"edit {self._name}")
+        changed), not at all when the block raises. ``purpose`` is shown by
+        ``zkflock status`` while the lock is held."""
+        held = self._session.lock(
+            self._name, timeout=timeout, purpose=purpose or f"edit {self._name}"
+        )
         if not held.acquire(timeout=timeout):
             raise LockTimeoutError(self._name, timeout)
         try:
@@ -194,7 +205,9 @@ class SharedFile:
     def _load_for_write(self) -> tuple[FileMeta, int]:
         meta, znode_version = self._load()
         if znode_version is None:
-            self._session.zk.create_meta(self._meta_path, encode_meta(FileMeta()))
+            self._session.zk.create_meta(
+                self._meta_path, encode_meta(FileMeta(file_id=new_file_id()))
+            )
             meta, znode_version = self._load()
             if znode_version is None:  # pragma: no cover - deleted right after creation
                 raise FileCorruptError(f"the metadata of {self._name!r} vanished")
@@ -212,7 +225,7 @@ class SharedFile:
         crash_point("before-object")
         obj = object_name(base.version + 1, held.token)
         path = self._objects / obj
-        write_durably(path, data)
+        write_durably(path, data, self._root)
         crash_point("after-object")
         new = base.successor(held.token, obj, data)
         try:
@@ -320,8 +333,8 @@ class SharedFile:
 
 
 def _lock_node_path(held: Lock) -> str:
-    # The lock keeps its node privately; the fenced commit checks that node.
-    node = held._node
-    if node is None:
+    """The lock node the fenced commit checks still exists."""
+    paths = held.node_paths()
+    if not paths:
         raise StaleTokenError(f"lock {held.name!r} is no longer held; nothing was written")
-    return f"{held._parent}/{node}"
+    return paths[0]

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from zkflock._errors import ConfigError
 from zkflock._fencing import FileMeta
 from zkflock._names import encode_node_name
 
@@ -61,10 +62,34 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_durably(path: Path, data: bytes) -> None:
+def make_dirs_within(root: Path, directory: Path) -> None:
+    """Create ``directory`` under ``root`` one component at a time, refusing
+    any component that a symlink leads outside ``root``: an attacker who can
+    plant a symlink on the shared volume must not make us write elsewhere.
+
+    Checked before each descent, so nothing is created outside ``root`` even
+    for a moment. A symlink swapped in between the check and the use (a race
+    on a volume the attacker can write) is not covered.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    real_root = os.path.realpath(root)
+    current = root
+    for part in directory.relative_to(root).parts:
+        current = current / part
+        with suppress(FileExistsError):
+            os.mkdir(current)  # never follows: a symlink here is FileExistsError
+        real = os.path.realpath(current)
+        if real != real_root and not real.startswith(real_root + os.sep):
+            raise ConfigError(
+                f"{current} leads outside the shared root {root} (to {real}) through a "
+                "symlink; remove that symlink, or choose the --root that contains it"
+            )
+
+
+def write_durably(path: Path, data: bytes, root: Path) -> None:
     """Create ``path`` (never following or replacing anything), write, fsync
-    the file and its directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    the file and its directory. Its directories must stay under ``root``."""
+    make_dirs_within(root, path.parent)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(path, flags, 0o644)
     try:
@@ -83,7 +108,8 @@ Latest = Callable[[], "tuple[FileMeta, bytes] | None"]
 class ViewPublisher:
     """Publishes committed versions of one file as its plain view."""
 
-    def __init__(self, view: Path, state_dir: Path, name: str) -> None:
+    def __init__(self, root: Path, view: Path, state_dir: Path, name: str) -> None:
+        self._root = root
         self._view = view
         base = store_dir_name(name)
         self._state_dir = state_dir
@@ -91,10 +117,13 @@ class ViewPublisher:
         self._shown_path = state_dir / f"{base}.version"
         self._temp_prefix = f".{view.name}.zkflock-"
 
-    def shown_version(self) -> int:
-        """The version the view shows, per the sidecar (0 if unknown)."""
+    def shown_version(self, file_id: str) -> int:
+        """The version the view shows, per the sidecar: 0 if unknown, or if
+        the sidecar speaks of another history of the file (another file_id,
+        e.g. a ZooKeeper started afresh over the same volume)."""
         try:
-            return int(self._shown_path.read_text().strip() or 0)
+            shown_id, _, version = self._shown_path.read_text().strip().rpartition(" ")
+            return int(version or 0) if shown_id == file_id else 0
         except (FileNotFoundError, ValueError):
             return 0
 
@@ -104,18 +133,18 @@ class ViewPublisher:
             if not got:
                 log.warning("view of %s not published: its lock file stayed busy", self._view)
                 return
-            shown = self.shown_version()
+            shown = self.shown_version(meta.file_id)
             if shown >= meta.version:
                 return
             fresh = latest()  # ZooKeeper decides; we may be a late publisher
             if fresh is not None and fresh[0].version > meta.version:
                 meta, data = fresh
             tmp = self._view.parent / f"{self._temp_prefix}{secrets.token_hex(6)}.tmp"
-            write_durably(tmp, data)
+            write_durably(tmp, data, self._root)
             crash_point("before-rename")
-            os.replace(tmp, self._view)
+            os.replace(tmp, self._view)  # replaces a planted symlink, never follows it
             fsync_dir(self._view.parent)
-            self._record(meta.version)
+            self._record(meta)
 
     def collect_temps(self) -> None:
         """Delete temp files of publishers that crashed before renaming."""
@@ -127,16 +156,17 @@ class ViewPublisher:
                         if entry.stat(follow_symlinks=False).st_mtime < cutoff:
                             os.unlink(entry.path)
 
-    def _record(self, version: int) -> None:
+    def _record(self, meta: FileMeta) -> None:
         tmp = self._state_dir / f".{self._shown_path.name}.{secrets.token_hex(6)}"
-        write_durably(tmp, f"{version}\n".encode())
+        write_durably(tmp, f"{meta.file_id} {meta.version}\n".encode(), self._root)
         os.replace(tmp, self._shown_path)
 
     @contextmanager
     def _locked(self) -> Iterator[bool]:
-        self._view.parent.mkdir(parents=True, exist_ok=True)
-        self._state_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        make_dirs_within(self._root, self._view.parent)
+        make_dirs_within(self._root, self._state_dir)
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        fd = os.open(self._lock_path, flags, 0o644)
         try:
             # Bounded: a publisher paused (SIGSTOP) while holding it must not
             # stall every other writer; the next commit publishes again.
