@@ -6,6 +6,7 @@ Runtime: about 2 minutes (each fault ~12 s of workload plus server start-up).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,9 @@ def _struck(outcome: Outcome) -> int:
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("fault", ["kill", "pause", "restart", "leader", "partition", "all"])
 def test_fenced_counter_survives(fault: str, tmp_path: Path) -> None:
+    environ = dict(os.environ)
     outcome = torture(fault, clients=CLIENTS, duration=12.0, base_dir=tmp_path)
+    assert dict(os.environ) == environ  # the run's namespace reaches only its workers
     v = outcome.verdict
     assert v.ok, (v, outcome.strikes)
     assert outcome.view_ok

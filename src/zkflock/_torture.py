@@ -7,7 +7,6 @@ ZooKeeper through its own proxies, so one worker can be partitioned alone.
 
 from __future__ import annotations
 
-import os
 import secrets
 import signal
 import subprocess
@@ -137,7 +136,6 @@ def torture(
     root = run_dir / "shared"
     root.mkdir()
     namespace = f"/zkflock-torture-{secrets.token_hex(4)}"
-    os.environ["ZKFLOCK_NAMESPACE"] = namespace  # inherited by the workers
     with ExitStack() as stack:
         server = None
         if hosts is None:
@@ -148,6 +146,7 @@ def torture(
         observer = stack.enter_context(Session(hosts, root=root, namespace=namespace,
                                                session_timeout=10.0, connect_timeout=30.0))
         opts = {"--root": str(root), "--name": FILE_NAME, "--pause": str(pause),
+                "--namespace": namespace,
                 "--session-timeout": str(session_timeout)}
         if unfenced:
             opts["--unfenced"] = ""

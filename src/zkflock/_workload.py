@@ -91,8 +91,8 @@ def run(args: argparse.Namespace) -> None:
     history = History(Path(args.history))
     _history.append(history)
     deadline = time.monotonic() + args.duration
-    with zkflock.connect(args.hosts, root=args.root, session_timeout=args.session_timeout,
-                         connect_timeout=30) as zk:
+    with zkflock.connect(args.hosts, root=args.root, namespace=args.namespace,
+                         session_timeout=args.session_timeout, connect_timeout=30) as zk:
         f = zk.shared_file(args.name)
         view = Path(args.root) / args.name
         while time.monotonic() < deadline:
@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hosts", required=True)
     parser.add_argument("--root", required=True)
     parser.add_argument("--name", default="counter.txt")
+    parser.add_argument("--namespace", default=None)
     parser.add_argument("--history", required=True)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--pause", type=float, default=0.02)
