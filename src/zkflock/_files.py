@@ -27,7 +27,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from zkflock._client import MetaConflictError, remaining
+from zkflock._client import remaining
+from zkflock._client_errors import MetaConflictError
 from zkflock._errors import (
     ConnectError,
     FileCorruptError,

@@ -14,7 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from zkflock._client import Disconnected, Enqueued, NodeMissingError, new_guid, remaining
+from zkflock._client import new_guid, remaining
+from zkflock._client_errors import Disconnected, NodeMissingError
+from zkflock._client_queue import Enqueued
 from zkflock._errors import ConfigError, LockTimeoutError
 from zkflock._locks import Lock, holder_data
 from zkflock._protocol import EXCLUSIVE, node_prefix

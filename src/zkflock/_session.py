@@ -26,7 +26,8 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from zkflock._client import CONNECTED, LOST, SUSPENDED, Disconnected, ZkClient
+from zkflock._client import CONNECTED, LOST, SUSPENDED, ZkClient
+from zkflock._client_errors import Disconnected
 from zkflock._config import Settings, resolve
 from zkflock._errors import ZkflockError
 from zkflock._names import lock_parent, normalize_name

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from zkflock._client import NodeMissingError
+from zkflock._client_errors import NodeMissingError
 from zkflock._names import decode_node_name
 from zkflock._protocol import decide, queue
 

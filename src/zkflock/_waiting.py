@@ -18,7 +18,9 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from zkflock._client import Disconnected, Enqueued, NodeMissingError, new_guid, remaining
+from zkflock._client import new_guid, remaining
+from zkflock._client_errors import Disconnected, NodeMissingError
+from zkflock._client_queue import Enqueued
 from zkflock._errors import ConfigError, LockTimeoutError, SessionExpiredError, ZkflockError
 from zkflock._protocol import (
     EXCLUSIVE,

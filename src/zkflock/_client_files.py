@@ -1,0 +1,88 @@
+"""The fenced-file requests of the kazoo boundary (a part of ``ZkClient``).
+
+The metadata read after a ``sync``, its creation, and the fenced commit: one
+multi-transaction that checks the writer's lock node and sets the metadata
+at the version the writer read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kazoo import exceptions as ke
+
+from zkflock._client_errors import (
+    MetaConflictError,
+    NodeMissingError,
+    check_size,
+    translated,
+)
+from zkflock._errors import ConnectError, PermissionDeniedError, StaleTokenError
+
+
+class FileOps:
+    """Fenced-file requests; mixed into ``ZkClient``."""
+
+    _client: Any
+
+    def _bounded(self, result: Any) -> Any:
+        raise NotImplementedError
+
+    def get_meta(self, path: str) -> tuple[bytes, int] | None:
+        """(data, znode version) of ``path`` after a ``sync``, or None if missing.
+
+        The sync makes our server catch up with the leader first, so a reader
+        sees every commit acknowledged before it started reading."""
+        sync = self._client.sync_async(path)
+        got = self._client.get_async(path)
+        with translated(f"syncing {path}"):
+            self._bounded(sync)
+        try:
+            with translated(f"reading {path}"):
+                data, stat = self._bounded(got)
+        except NodeMissingError:
+            return None
+        return bytes(data), int(stat.version)
+
+    def create_meta(self, path: str, data: bytes) -> bool:
+        """Create the persistent metadata node (and its parents); False if it exists."""
+        check_size(path, data)
+        with translated(f"creating {path}"):
+            self._bounded(self._client.ensure_path_async(path.rsplit("/", 1)[0] or "/"))
+        with translated(f"creating {path}"):
+            try:
+                self._bounded(self._client.create_async(path, data))
+            except ke.NodeExistsError:
+                return False
+        return True
+
+    def commit_fenced(self, lock_path: str, meta_path: str, meta_version: int, data: bytes) -> int:
+        """One multi: ``check`` that ``lock_path`` exists, ``set_data`` on
+        ``meta_path`` at ``meta_version``. Returns the new znode version.
+
+        StaleTokenError when the lock node is gone (nothing committed);
+        MetaConflictError when the metadata moved on; Disconnected when the
+        reply was lost (the outcome is then unknown to the caller)."""
+        check_size(meta_path, data)
+        tx = self._client.transaction()
+        tx.check(lock_path, -1)  # -1: any data version; the check is for existence
+        tx.set_data(meta_path, data, version=meta_version)
+        with translated(f"committing {meta_path}"):
+            checked, stored = self._bounded(tx.commit_async())
+        if isinstance(checked, ke.NoNodeError):
+            raise StaleTokenError(
+                f"fenced commit to {meta_path} refused: the writer's lock node {lock_path} "
+                "is gone, so the lock was lost; nothing was written; take the lock and retry"
+            )
+        if isinstance(stored, ke.BadVersionError):
+            raise MetaConflictError(f"{meta_path} is no longer at version {meta_version}")
+        if isinstance(stored, ke.NoNodeError):
+            raise NodeMissingError(f"committing {meta_path}: no such node")
+        if isinstance(stored, ke.NoAuthError) or isinstance(checked, ke.NoAuthError):
+            raise PermissionDeniedError(
+                f"committing {meta_path}: ZooKeeper refused it (NoAuth): another identity "
+                "owns this file's metadata; check the credentials or the ACL policy's group"
+            )
+        if isinstance(checked, Exception) or isinstance(stored, Exception):
+            raise ConnectError(f"committing {meta_path} failed: {checked!r}, {stored!r}")
+        return int(stored.version)
