@@ -202,6 +202,38 @@ def test_release_during_a_short_cut_deletes_the_node_once_reconnected(
     other.release()
 
 
+def test_reads_and_commits_do_not_hang_while_the_connection_is_cut(
+    sessions: Callable[..., Session], proxy: tuple[ZkProxy, str], tmp_path: Path
+) -> None:
+    # kazoo queues a request made while it reconnects and waits for its reply
+    # without a bound; every call of ours is bounded by the session timeout.
+    zk_proxy, hosts = proxy
+    session = sessions(hosts, session_timeout=2.0, root=tmp_path)
+    shared = session.shared_file("cut.txt")
+    shared.append("before\n")
+    zk_proxy.cut()
+    wait_until(lambda: session.zk.kazoo.state == "SUSPENDED", 10, "kazoo to suspend")
+    outcomes: dict[str, BaseException | None] = {}
+
+    def attempt(what: str, call: Callable[[], object]) -> None:
+        try:
+            call()
+            outcomes[what] = None
+        except BaseException as exc:
+            outcomes[what] = exc
+
+    calls = {"holders": lambda: session.holders(NAME), "read": shared.read,
+             "lock_names": session.lock_names}
+    threads = [threading.Thread(target=attempt, args=item, daemon=True) for item in calls.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)  # the session timeout (2 s) bounds each wait, with margin
+    assert not any(t.is_alive() for t in threads), "a call blocked while the connection was cut"
+    assert all(isinstance(e, zkflock.ConnectError) for e in outcomes.values()), outcomes
+    zk_proxy.heal()
+
+
 def test_acquire_timeout_holds_while_the_connection_is_cut(
     sessions: Callable[..., Session], proxy: tuple[ZkProxy, str]
 ) -> None:
