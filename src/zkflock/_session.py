@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -31,6 +30,7 @@ from zkflock._client_errors import Disconnected
 from zkflock._config import Settings, resolve
 from zkflock._errors import ZkflockError
 from zkflock._names import lock_parent, normalize_name
+from zkflock._reaper import Reaper
 
 if TYPE_CHECKING:
     from kazoo.client import KazooClient
@@ -42,8 +42,6 @@ if TYPE_CHECKING:
     from zkflock._status import Holder
 
 log = logging.getLogger("zkflock")
-
-_REAP_INTERVAL = 0.5
 
 
 class Session:
@@ -88,14 +86,10 @@ class Session:
         self._timer: threading.Timer | None = None
         self._held: dict[int, Lock] = {}
         self._wakeups: set[threading.Event] = set()
-        self._doomed: set[str] = set()
-        self._doomed_guids: set[tuple[str, str]] = set()
         self._known_parents: set[str] = set()
         self._paths: dict[str, tuple[str, str]] = {}  # lock_path() cache, bounded
-        self._tasks: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self._closed = False
-        self._worker = threading.Thread(target=self._run, name="zkflock-session", daemon=True)
-        self._worker.start()
+        self._reaper = Reaper(self._zk, lambda: self._state == CONNECTED and not self._closed)
         self._zk.add_listener(self._on_state)
 
     # -- public surface -----------------------------------------------------
@@ -184,8 +178,7 @@ class Session:
                 log.warning("releasing %s on close failed: %s", held.name, exc)
         self._closed = True
         self._cancel_timer()
-        self._tasks.put(None)
-        self._worker.join(timeout=5)
+        self._reaper.stop()
         self._zk.close()
 
     def __enter__(self) -> Session:
@@ -284,14 +277,10 @@ class Session:
 
     def discard_guid(self, parent: str, guid: str) -> None:
         """A create whose reply never came may have made a node: find and delete it."""
-        with self._mutex:
-            self._doomed_guids.add((parent, guid))
-        self._tasks.put(self._reap)
+        self._reaper.doom_guid(parent, guid)
 
     def _doom(self, path: str) -> None:
-        with self._mutex:
-            self._doomed.add(path)
-        self._tasks.put(self._reap)
+        self._reaper.doom(path)
 
     # -- connection states --------------------------------------------------
 
@@ -310,7 +299,7 @@ class Session:
                 if new_id != self._session_id:
                     self._declare_lost("the ZooKeeper session was replaced by a new one")
                     self._session_id = new_id
-                self._tasks.put(self._reap)
+                self._reaper.kick()
             for event in self._wakeups:
                 event.set()
 
@@ -343,52 +332,8 @@ class Session:
             log.warning("%s: %d lock(s) lost", reason, len(lost))
         for held in lost:
             for node in held.forget_lost(reason):
-                self._doomed.add(node)
-            self._tasks.put(held.notify_lost)
-        self._tasks.put(self._reap)
-
-    # -- the worker: callbacks and the reaper ---------------------------------
-
-    def _run(self) -> None:
-        while True:
-            try:
-                task = self._tasks.get(timeout=_REAP_INTERVAL if self._doomed_any() else None)
-            except queue.Empty:
-                task = self._reap
-            if task is None:
-                return
-            try:
-                task()
-            except Exception:  # pragma: no cover - keep the worker alive
-                log.exception("zkflock session task failed")
-
-    def _doomed_any(self) -> bool:
-        return bool(self._doomed or self._doomed_guids)
-
-    def _reap(self) -> None:
-        if self._state != CONNECTED or self._closed:
-            return
-        with self._mutex:
-            paths = list(self._doomed)
-            guids = list(self._doomed_guids)
-        for path in paths:
-            try:
-                self._zk.delete(path)
-            except ZkflockError:
-                continue
-            with self._mutex:
-                self._doomed.discard(path)
-        for parent, guid in guids:
-            try:
-                for child in self._zk.children(parent):
-                    if guid in child:
-                        self._zk.delete(f"{parent}/{child}")
-            except Disconnected:
-                continue
-            except ZkflockError:
-                pass
-            with self._mutex:
-                self._doomed_guids.discard((parent, guid))
+                self._reaper.doom(node)
+            self._reaper.submit(held.notify_lost)
 
 
 def connect(
