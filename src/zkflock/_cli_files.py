@@ -88,7 +88,8 @@ def torture_command(ctx: click.Context, faults: str, clients: int, duration: flo
 
 def _show(ctx: click.Context, outcomes: list[Outcome], unfenced: bool) -> None:
     if ctx.obj.json:
-        click.echo(json.dumps([{"fault": o.fault, **o.verdict.as_dict(), "view_ok": o.view_ok}
+        click.echo(json.dumps([{"fault": o.fault, "faults_hit": o.struck, **o.verdict.as_dict(),
+                                "view_ok": o.view_ok}
                                for o in outcomes]))
         return
     from rich.console import Console
@@ -96,14 +97,14 @@ def _show(ctx: click.Context, outcomes: list[Outcome], unfenced: bool) -> None:
 
     title = "zkflock torture" + (" (UNFENCED control)" if unfenced else "")
     table = Table(title=title)
-    for column in ("fault", "attempted", "acknowledged", "final", "lost", "duplicated",
-                   "verdict"):
+    for column in ("fault", "faults hit", "attempted", "acknowledged", "final", "lost",
+                   "duplicated", "verdict"):
         table.add_column(column, justify="left" if column == "fault" else "right")
     for o in outcomes:
         v = o.verdict
         verdict = "[green]PASS[/]" if o.ok else "[red]FAIL[/]"
         if not o.view_ok:
             verdict += " (view differs)"
-        table.add_row(o.fault, str(v.attempted), str(v.acknowledged), str(v.final),
+        table.add_row(o.fault, str(o.struck), str(v.attempted), str(v.acknowledged), str(v.final),
                       str(v.lost), str(v.duplicated), verdict)
     Console().print(table)

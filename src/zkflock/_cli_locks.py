@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shlex
 import time
@@ -40,22 +39,6 @@ def _fail(ctx: click.Context, message: str, code: int) -> NoReturn:
 
 def _global(ctx: click.Context, attr: str) -> Any:
     return getattr(ctx.obj, attr, None)
-
-
-def quiet_kazoo(ctx: click.Context) -> None:
-    """kazoo logs every refused connection attempt, and our own error says it
-    once: keep kazoo's records for -v, and prefix ours like our errors."""
-    ours = logging.getLogger("zkflock")
-    if not ours.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("zkflock: %(message)s"))
-        ours.addHandler(handler)
-    if _global(ctx, "verbose"):
-        ours.setLevel(logging.DEBUG)
-        return
-    kazoo_log = logging.getLogger("kazoo")
-    kazoo_log.addHandler(logging.NullHandler())
-    kazoo_log.propagate = False
 
 
 class _UsageError(click.UsageError):
@@ -118,7 +101,6 @@ def run(ctx: click.Context, mode: str, nonblock: bool, timeout: float | None,
     argv = _command_argv(ctx, command, shell_command)
     if mode == "shared" and max_holders is not None:
         _fail(ctx, "--shared and --max-holders do not combine; pick one", EX_USAGE)
-    quiet_kazoo(ctx)
     wait = 0.0 if nonblock else timeout
     purpose = shlex.join(argv)[:_PURPOSE_MAX]
     try:
@@ -206,7 +188,6 @@ def _busy_message(session: Session, name: str, wait: float | None) -> str:
 @click.pass_context
 def status(ctx: click.Context, lock_name: str | None, json_output: bool) -> None:
     """Holders and waiters of LOCK (or of every lock), like lslocks(8)."""
-    quiet_kazoo(ctx)
     with connect(_global(ctx, "hosts"), root=_global(ctx, "root")) as session:
         names = [lock_name] if lock_name else session.lock_names()
         rows = [h for name in names for h in session.holders(name)]

@@ -41,6 +41,11 @@ class Outcome:
     def ok(self) -> bool:
         return self.verdict.ok and self.view_ok
 
+    @property
+    def struck(self) -> int:
+        """How many faults really hit (a strike may find no holder)."""
+        return sum(1 for s in self.strikes if "no holder" not in s and "failed" not in s)
+
 
 class WorkerPool:
     """The workload processes, each with its history file and proxies."""

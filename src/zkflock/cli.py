@@ -7,6 +7,7 @@ add a module to ``COMMAND_MODULES`` to plug it in.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import traceback
 from collections.abc import Sequence
@@ -105,6 +106,23 @@ def main(ctx: click.Context, hosts: str | None, root: str | None, json_output: b
          verbose: int) -> None:
     """Distributed file locking on Apache ZooKeeper."""
     ctx.obj = CliContext(hosts=hosts, root=root, json=json_output, verbose=verbose)
+    _configure_logging(verbose)
+
+
+def _configure_logging(verbose: int) -> None:
+    """kazoo logs every refused connection attempt, and our own error says it
+    once: keep kazoo's records for -v, and prefix ours like our errors."""
+    ours = logging.getLogger("zkflock")
+    if not ours.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("zkflock: %(message)s"))
+        ours.addHandler(handler)
+    if verbose:
+        ours.setLevel(logging.DEBUG)
+        return
+    kazoo_log = logging.getLogger("kazoo")
+    kazoo_log.addHandler(logging.NullHandler())
+    kazoo_log.propagate = False
 
 
 def _register_commands(group: click.Group) -> None:
