@@ -28,15 +28,18 @@ class FileOps:
     def _bounded(self, result: Any) -> Any:
         raise NotImplementedError
 
-    def get_meta(self, path: str) -> tuple[bytes, int] | None:
+    def get_meta(self, path: str, *, sync: bool = True) -> tuple[bytes, int] | None:
         """(data, znode version) of ``path`` after a ``sync``, or None if missing.
 
         The sync makes our server catch up with the leader first, so a reader
-        sees every commit acknowledged before it started reading."""
-        sync = self._client.sync_async(path)
+        sees every commit acknowledged before it started reading. A writer
+        that holds the lock needs none: our server told us of the grant, so
+        it has applied the previous holder's release and every commit before."""
+        synced = self._client.sync_async(path) if sync else None
         got = self._client.get_async(path)
-        with translated(f"syncing {path}"):
-            self._bounded(sync)
+        if synced is not None:
+            with translated(f"syncing {path}"):
+                self._bounded(synced)
         try:
             with translated(f"reading {path}"):
                 data, stat = self._bounded(got)

@@ -134,8 +134,8 @@ class SharedFile:
         """The latest committed content as text ("" before the first write)."""
         return self.read_bytes().decode("utf-8")
 
-    def _load(self) -> tuple[FileMeta, int | None]:
-        got = self._session.zk.get_meta(self._meta_path)
+    def _load(self, *, sync: bool = True) -> tuple[FileMeta, int | None]:
+        got = self._session.zk.get_meta(self._meta_path, sync=sync)
         if got is None:
             return FileMeta(), None
         return decode_meta(got[0], f"file {self._name!r}"), got[1]
@@ -204,7 +204,7 @@ class SharedFile:
             self._release(held)
 
     def _load_for_write(self) -> tuple[FileMeta, int]:
-        meta, znode_version = self._load()
+        meta, znode_version = self._load(sync=False)
         if znode_version is None:
             self._session.zk.create_meta(
                 self._meta_path, encode_meta(FileMeta(file_id=new_file_id()))
@@ -242,7 +242,10 @@ class SharedFile:
                 path.unlink()
             raise
         crash_point("after-commit")
-        self._publisher.publish(new, data, self._latest_for_view)
+        # Published while we hold the lock: a newer commit exists only if our
+        # lock was lost meanwhile, and then its writer publishes it (the
+        # sidecar keeps us from rolling its view back), so no re-read here.
+        self._publisher.publish(new, data, None)
         self._collect(new)
         return new
 

@@ -71,6 +71,8 @@ def make_dirs_within(root: Path, directory: Path) -> None:
     for a moment. A symlink swapped in between the check and the use (a race
     on a volume the attacker can write) is not covered.
     """
+    if (root, directory) in _CHECKED:
+        return
     root.mkdir(parents=True, exist_ok=True)
     real_root = os.path.realpath(root)
     current = root
@@ -84,11 +86,20 @@ def make_dirs_within(root: Path, directory: Path) -> None:
                 f"{current} leads outside the shared root {root} (to {real}) through a "
                 "symlink; remove that symlink, or choose the --root that contains it"
             )
+    if len(_CHECKED) < 1024:
+        _CHECKED.add((root, directory))
 
 
-def write_durably(path: Path, data: bytes, root: Path) -> None:
+# Directories already checked in this process: a commit touches the same few
+# every time, and resolving each component costs a syscall apiece. A symlink
+# planted after the first check is the race the docstring leaves uncovered.
+_CHECKED: set[tuple[Path, Path]] = set()
+
+
+def write_durably(path: Path, data: bytes, root: Path, *, sync_dir: bool = True) -> None:
     """Create ``path`` (never following or replacing anything), write, fsync
-    the file and its directory. Its directories must stay under ``root``."""
+    the file (and its directory, unless ``sync_dir`` is False). Its
+    directories must stay under ``root``."""
     make_dirs_within(root, path.parent)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(path, flags, 0o644)
@@ -99,10 +110,11 @@ def write_durably(path: Path, data: bytes, root: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-    fsync_dir(path.parent)
+    if sync_dir:
+        fsync_dir(path.parent)
 
 
-Latest = Callable[[], "tuple[FileMeta, bytes] | None"]
+Latest = Callable[[], "tuple[FileMeta, bytes] | None"] | None
 
 
 class ViewPublisher:
@@ -128,7 +140,14 @@ class ViewPublisher:
             return 0
 
     def publish(self, meta: FileMeta, data: bytes, latest: Latest) -> None:
-        """Show ``meta``'s version, or a newer committed one; never an older one."""
+        """Show ``meta``'s version, or a newer committed one (asking ``latest``,
+        when given); never an older one.
+
+        Only the view file's content is fsynced: the view is a copy that the
+        next commit or ``publish_view()`` rebuilds, so its rename and the
+        sidecar need not survive a crash of the host; a renamed view whose
+        data never reached the disk could (on some file systems) be empty.
+        """
         with self._locked() as got:
             if not got:
                 log.warning("view of %s not published: its lock file stayed busy", self._view)
@@ -136,14 +155,13 @@ class ViewPublisher:
             shown = self.shown_version(meta.file_id)
             if shown >= meta.version:
                 return
-            fresh = latest()  # ZooKeeper decides; we may be a late publisher
+            fresh = latest() if latest is not None else None  # ZooKeeper decides
             if fresh is not None and fresh[0].version > meta.version:
                 meta, data = fresh
             tmp = self._view.parent / f"{self._temp_prefix}{secrets.token_hex(6)}.tmp"
-            write_durably(tmp, data, self._root)
+            write_durably(tmp, data, self._root, sync_dir=False)
             crash_point("before-rename")
             os.replace(tmp, self._view)  # replaces a planted symlink, never follows it
-            fsync_dir(self._view.parent)
             self._record(meta)
 
     def collect_temps(self) -> None:
@@ -158,7 +176,14 @@ class ViewPublisher:
 
     def _record(self, meta: FileMeta) -> None:
         tmp = self._state_dir / f".{self._shown_path.name}.{secrets.token_hex(6)}"
-        write_durably(tmp, f"{meta.file_id} {meta.version}\n".encode(), self._root)
+        # Not fsynced: the sidecar is advice for publishers running now.
+        make_dirs_within(self._root, self._state_dir)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o644)
+        try:
+            os.write(fd, f"{meta.file_id} {meta.version}\n".encode())
+        finally:
+            os.close(fd)
         os.replace(tmp, self._shown_path)
 
     @contextmanager
