@@ -234,6 +234,8 @@ def test_no_herd_each_waiter_watches_one_node_and_one_wakes_per_release(
     holder = sessions().lock(NAME)
     assert holder.acquire()
     waiters = _queue_waiters(sessions, 10)
+    # A waiter's node is listed before its watch is set: wait for the watches.
+    wait_until(lambda: len(watchers(zk_server, chroot)) >= 10, 10, "every waiter to watch")
     watch = watchers(zk_server, chroot)
     assert herd_problems(watch) == []
     assert len(watch) == 10  # ten waiters, ten distinct watched nodes

@@ -79,8 +79,13 @@ def test_writer_release_wakes_only_the_readers_behind_it(
         wait_until(lambda count=count: queued(observer) == count, 10, "contenders to queue")
     r1, r2, r3, w2, r4 = order
     nodes = [h.id for h in observer.holders(NAME)]
-    watch = watchers(zk_server, chroot)
     parent = observer.lock_path(NAME)[1]
+
+    def watches() -> int:  # a node is listed before its watch is set
+        return sum(len(s) for p, s in watchers(zk_server, chroot).items() if p.startswith(parent))
+
+    wait_until(lambda: watches() >= 5, 10, "every waiter to watch")
+    watch = watchers(zk_server, chroot)
     watched = {path.rsplit("/", 1)[1]: len(s) for path, s in watch.items()
                if path.startswith(parent)}
     # The three readers watch w1; w2 watches the last reader; r4 watches w2.

@@ -68,9 +68,11 @@ def test_fifo_and_no_herd(
     for n in range(4):
         waiters.append(_waiting(sessions(), 2)[0])
         wait_until(lambda n=n: queued(observer) == n + 3, 10, "waiters to queue in order")
-    watch = watchers(zk_server, chroot)
     # The first waiter watches both holders, each later waiter only its
-    # predecessor: every node is watched by one session.
+    # predecessor: every node is watched by one session. (A waiter's node is
+    # listed before its watch is set: wait for the watches, not the nodes.)
+    wait_until(lambda: len(watchers(zk_server, chroot)) >= 2 + 3, 10, "every waiter to watch")
+    watch = watchers(zk_server, chroot)
     assert herd_problems(watch) == []
     assert len(watch) == 2 + 3
     holders[1].release()
