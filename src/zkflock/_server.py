@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import time
@@ -34,11 +33,14 @@ from zkflock._server_config import (
     die_with_parent,
     hosts_string,
     java_command,
+    log_tails,
     parse_mode,
     parse_zxid,
     pid_alive,
+    process_mentions,
     render_zoo_cfg,
     require_installed,
+    send_four_letter,
     tls_probe_context,
 )
 
@@ -218,15 +220,8 @@ class LocalZooKeeper:
 
         Raises OSError when the node does not answer.
         """
-        sock = socket.create_connection(("127.0.0.1", self.client_ports[myid]), timeout=timeout)
-        if self._tls_only:
-            sock = self._tls_context().wrap_socket(sock)
-        with sock:
-            sock.sendall(cmd.encode("ascii"))
-            chunks: list[bytes] = []
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
-        return b"".join(chunks).decode("utf-8", "replace")
+        context = self._tls_context() if self._tls_only else None
+        return send_four_letter(self.client_ports[myid], cmd, timeout, context)
 
     def mode(self, myid: int) -> str | None:
         """'standalone', 'leader' or 'follower'; None if the node is not serving."""
@@ -254,15 +249,7 @@ class LocalZooKeeper:
 
     def log_tail(self, lines: int = 60) -> str:
         """The last ``lines`` lines of every node's log, each under a header."""
-        parts = []
-        for myid in range(1, self._nodes + 1):
-            path = self.log_path(myid)
-            try:
-                text = path.read_text("utf-8", "replace").splitlines()[-lines:]
-            except OSError as err:
-                text = [f"(no log: {err.strerror})"]
-            parts.append(f"==> node{myid} {path} <==\n" + "\n".join(text))
-        return "\n".join(parts)
+        return log_tails([self.log_path(m) for m in range(1, self._nodes + 1)], lines)
 
     # -- background mode -------------------------------------------------------
 
@@ -418,11 +405,7 @@ class LocalZooKeeper:
         return False
 
     def _owns(self, myid: int, pid: int) -> bool:
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return False
-        return str(self.node_dir(myid) / "zoo.cfg").encode() in cmdline
+        return process_mentions(pid, self.node_dir(myid) / "zoo.cfg")
 
     def _tls_context(self) -> ssl.SSLContext:
         return tls_probe_context(self._extra_config.get("ssl.keyStore.location"))

@@ -14,6 +14,7 @@ import ssl
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from zkflock._errors import ServerStartError
 
@@ -215,3 +216,41 @@ def require_installed() -> str:
             "ZooKeeper is not installed: run 'make setup' or 'apt-get install zookeeper'"
         )
     return java
+
+
+def send_four_letter(
+    port: int, cmd: str, timeout: float, context: ssl.SSLContext | None = None
+) -> str:
+    """Send a four-letter word to 127.0.0.1:``port`` and read the whole answer
+    (over TLS when ``context`` is given). Raises OSError when nobody answers."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    if context is not None:
+        sock = context.wrap_socket(sock)
+    with sock:
+        sock.sendall(cmd.encode("ascii"))
+        chunks: list[bytes] = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def log_tails(paths: list[Path], lines: int) -> str:
+    """The last ``lines`` lines of each node's log, each under a header."""
+    parts = []
+    for myid, path in enumerate(paths, start=1):
+        try:
+            text = path.read_text("utf-8", "replace").splitlines()[-lines:]
+        except OSError as err:
+            text = [f"(no log: {err.strerror})"]
+        parts.append(f"==> node{myid} {path} <==\n" + "\n".join(text))
+    return "\n".join(parts)
+
+
+def process_mentions(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` runs with ``path`` on its command line (a pid
+    from a state file may have been reused by another process since)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return str(path).encode() in cmdline
