@@ -92,8 +92,9 @@ def _show(ctx: click.Context, outcomes: list[Outcome], unfenced: bool) -> None:
                                 "view_ok": o.view_ok}
                                for o in outcomes]))
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from zkflock._console import output_console
 
     title = "zkflock torture" + (" (UNFENCED control)" if unfenced else "")
     table = Table(title=title)
@@ -107,4 +108,4 @@ def _show(ctx: click.Context, outcomes: list[Outcome], unfenced: bool) -> None:
             verdict += " (view differs)"
         table.add_row(o.fault, str(o.struck), str(v.attempted), str(v.acknowledged), str(v.final),
                       str(v.lost), str(v.duplicated), verdict)
-    Console().print(table)
+    output_console().print(table)

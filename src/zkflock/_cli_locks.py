@@ -198,14 +198,12 @@ def status(ctx: click.Context, lock_name: str | None, json_output: bool) -> None
 
 
 def _print_table(rows: list[Holder], lock_name: str | None) -> None:
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    console = Console()
-    if not console.is_terminal:
-        # A pipe or a file: whole rows for grep and awk, never truncated to 80 columns.
-        console = Console(width=10_000)
+    from zkflock._console import output_console
+
+    console = output_console()
     if not rows:
         console.print(f"no holders or waiters for {lock_name!r}" if lock_name else "no locks")
         return
