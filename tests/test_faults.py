@@ -234,6 +234,29 @@ def test_reads_and_commits_do_not_hang_while_the_connection_is_cut(
     zk_proxy.heal()
 
 
+def test_acquire_again_while_suspended_gives_up_the_old_place(
+    sessions: Callable[..., Session], proxy: tuple[ZkProxy, str], kazoo_client: KazooClient
+) -> None:
+    # A holder whose connection is suspended may have lost its lock; asking for
+    # it again must not keep (and leak) the old node next to the new one.
+    zk_proxy, hosts = proxy
+    session = sessions(hosts, session_timeout=4.0)
+    lock = session.lock(NAME)
+    assert lock.acquire()
+    parent = session.lock_path(NAME)[1]
+    zk_proxy.cut()
+    wait_until(lambda: session.zk.kazoo.state == "SUSPENDED", 10, "kazoo to suspend")
+    got: list[bool] = []
+    again = threading.Thread(target=lambda: got.append(lock.acquire(timeout=10)), daemon=True)
+    again.start()
+    zk_proxy.heal()
+    again.join(15)
+    assert got == [True]
+    wait_until(lambda: len(kazoo_client.get_children(parent)) == 1, 10, "the old node to go")
+    lock.release()
+    wait_until(lambda: kazoo_client.get_children(parent) == [], 10, "the queue to empty")
+
+
 def test_acquire_timeout_holds_while_the_connection_is_cut(
     sessions: Callable[..., Session], proxy: tuple[ZkProxy, str]
 ) -> None:

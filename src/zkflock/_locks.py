@@ -139,14 +139,19 @@ class Lock(QueueWaiting):
         itself None for no limit); ``blocking=False`` means do not wait.
         Raises AcquireCancelledError when :meth:`cancel` stops the wait.
         """
-        if self._nodes and self._session.is_live(self._epoch):
-            if not self._reentrant:
+        if self._nodes:
+            if not self._session.is_live(self._epoch):
+                # Held, but maybe lost (suspended): give up the old place, so it
+                # is deleted rather than leaked, before queueing again.
+                self._release_all()
+            elif not self._reentrant:
                 raise ConfigError(
                     f"lock {self._name!r} is already held by this object; "
                     "pass reentrant=True to take it again"
                 )
-            self._count += 1
-            return True
+            else:
+                self._count += 1
+                return True
         wait = 0.0 if not blocking else (timeout if timeout is not None else self._timeout)
         deadline = None if wait is None else time.monotonic() + wait
         self._cancel.clear()
@@ -278,15 +283,6 @@ class Lock(QueueWaiting):
         """Our node in each queue while held (empty otherwise): what a fenced
         commit checks still exists."""
         return self._paths()
-
-    # Kept for _files.py, which reads them for the fenced commit.
-    @property
-    def _node(self) -> str | None:
-        return self._nodes[0] if self._nodes else None
-
-    @property
-    def _parent(self) -> str:
-        return self._parents[0]
 
     def _paths(self) -> list[str]:
         return [f"{p}/{n}" for p, n in zip(self._parents, self._nodes, strict=False)]
