@@ -31,8 +31,13 @@ system-deps:
 	  exit 1; \
 	fi
 
+# Debian's own python3 needs python3-venv for this; pyenv's and python.org's have it.
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { rm -rf $(VENV); \
+	  echo "zkflock: '$(PYTHON) -m venv' failed; installing Debian's python3-venv"; \
+	  { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv \
+	    && $(PYTHON) -m venv $(VENV); } || { \
+	  echo "zkflock: cannot create a virtualenv: install python3-venv (Debian) or use a Python with venv, then run 'make setup' again" >&2; exit 1; }; }
 
 # Reinstalled only when pyproject.toml is newer than the stamp.
 $(VENV)/.stamp: pyproject.toml | $(BIN)/python
