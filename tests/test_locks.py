@@ -318,6 +318,11 @@ def test_holders_show_host_pid_and_state(
     assert first.kind == "exclusive"
     assert (second.state, second.pid) == ("waiting", os.getpid())
     assert second.token > first.token
+    # The process start tells a holder apart from a later process reusing its pid:
+    # the victim started after this test process, and neither in the future.
+    assert first.process_start is not None
+    assert second.process_start is not None
+    assert second.process_start <= first.process_start <= time.time()
     victim.kill()
     thread.join(timeout=30)
     assert waiter.is_held

@@ -29,6 +29,7 @@ class Holder:
     token: int
     since: float  # acquired-at for holders, queued-at for waiters (epoch seconds)
     purpose: str
+    process_start: float | None = None  # with pid: tells a reused pid apart
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -40,6 +41,10 @@ def _info(data: bytes) -> dict[str, Any]:
     except (UnicodeDecodeError, json.JSONDecodeError):
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def list_holders(session: Session, name: str) -> list[Holder]:
@@ -64,6 +69,7 @@ def list_holders(session: Session, name: str) -> list[Holder]:
                 token=czxid,
                 since=float(since) if isinstance(since, (int, float)) else ctime / 1000.0,
                 purpose=str(info.get("purpose", "")),
+                process_start=_number(info.get("started")),
             )
         )
     return out

@@ -49,6 +49,19 @@ class AcquireCancelledError(ZkflockError):
 _HEADS: dict[tuple[int, str, str], str] = {}
 
 
+def process_start() -> float | None:
+    """When this process started (epoch seconds), from /proc: with the pid it
+    tells a holder apart from a later process that reused the pid."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat", encoding="ascii") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith("btime "))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
 def holder_data(kind: str, purpose: str, acquired: bool) -> bytes:
     """What a contender's node says about it: shown by ``zkflock status``."""
     # gethostname() and encoding the fixed fields cost tens of microseconds
@@ -58,7 +71,7 @@ def holder_data(kind: str, purpose: str, acquired: bool) -> bytes:
     key = (pid, kind, purpose)
     head = _HEADS.get(key)
     if head is None:
-        fixed = {"host": socket.gethostname(), "pid": pid,
+        fixed = {"host": socket.gethostname(), "pid": pid, "started": process_start(),
                  "kind": KIND_NAMES.get(kind, kind), "purpose": purpose}
         head = json.dumps(fixed, separators=(",", ":"))[:-1]
         if len(_HEADS) < 256:
