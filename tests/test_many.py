@@ -104,3 +104,22 @@ def test_reentrant_many_counts(sessions: Callable[[], Session]) -> None:
     many.ensure_held()
     many.release()
     assert not many.is_held
+
+
+def test_release_deletes_every_node_even_when_one_is_already_gone(
+    sessions: Callable[[], Session], kazoo_client: KazooClient
+) -> None:
+    # The release is one multi of deletes, which is all or nothing: with one
+    # node already gone it must fall back to deleting the others one by one.
+    session = sessions()
+    held = session.lock_many(NAMES)
+    assert held.acquire()
+    paths = held.node_paths()
+    assert len(paths) == len(NAMES)
+    kazoo_client.delete(paths[1])  # e.g. an admin broke one of the locks
+    held.release()
+    for path in paths:
+        assert kazoo_client.exists(path) is None, path
+    again = sessions().lock_many(NAMES)
+    assert again.acquire(timeout=5)
+    again.release()

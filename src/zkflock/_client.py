@@ -236,10 +236,25 @@ class ZkClient(QueueOps, FileOps):
             raise Disconnected(f"{what}: not connected to ZooKeeper")
 
     def delete_many(self, paths: Sequence[str]) -> list[ZkflockError | None]:
-        """Delete every path, pipelined: N deletes cost one round trip, not N
-        (lock_many's release). Per path: None (deleted or already gone) or
-        the error, for the caller to retry."""
+        """Delete every path (lock_many's release). Per path: None (deleted or
+        already gone) or the error, for the caller to retry.
+
+        First as ONE multi-transaction: one request and one write on the
+        server, where N deletes are N writes in ZooKeeper's serial commit
+        pipeline. A multi is all or nothing, so when one node is already gone
+        (or anything else fails) the deletes go out again one by one,
+        pipelined."""
         self._require_connected(f"deleting {len(paths)} nodes")
+        tx = self._client.transaction()
+        for path in paths:
+            tx.delete(path)
+        try:
+            with translated(f"deleting {len(paths)} nodes"):
+                results = self._bounded(tx.commit_async())
+        except ZkflockError:
+            results = [None]
+        if all(r is True for r in results):
+            return [None] * len(paths)
         chroot = self._client.chroot
         pending = self._pipeline(*(Delete(_prefix_root(chroot, p), -1) for p in paths))
         out: list[ZkflockError | None] = []

@@ -15,13 +15,52 @@ from typing import Any
 
 from kazoo import exceptions as ke
 from kazoo.client import _prefix_root
-from kazoo.protocol.serialization import Create2, GetChildren
+from kazoo.protocol.serialization import (
+    Create2,
+    GetChildren,
+    MultiHeader,
+    Transaction,
+    int_struct,
+    read_string,
+)
 from kazoo.protocol.states import KeeperState
 
 from zkflock._client_errors import Disconnected, check_size, translated
 from zkflock._errors import SessionExpiredError
 
 EPHEMERAL_SEQUENTIAL = 3  # kazoo's create flags: ephemeral 1 | sequence 2
+
+
+class _ListMany(Transaction):  # type: ignore[misc]
+    """ZooKeeper's multiRead (opcode 22, 3.6+) of getChildren requests, which
+    kazoo cannot send: N queue listings in one request and one reply, where N
+    requests would cost kazoo's per-request client CPU N times.
+
+    ``operations`` are ``GetChildren`` requests without watches. The reply is
+    one list of children (or the exception of a failed listing) per request.
+    """
+
+    type = 22
+
+    @classmethod
+    def deserialize(cls, buffer: bytes, offset: int) -> list[Any]:
+        results: list[Any] = []
+        header, offset = MultiHeader.deserialize(buffer, offset)
+        while not header.done:
+            if header.type == GetChildren.type:
+                count = int_struct.unpack_from(buffer, offset)[0]
+                offset += int_struct.size
+                children = []
+                for _ in range(count):
+                    child, offset = read_string(buffer, offset)
+                    children.append(child)
+                results.append(children)
+            else:  # -1: an error result for this operation
+                err = int_struct.unpack_from(buffer, offset)[0]
+                offset += int_struct.size
+                results.append(ke.EXCEPTIONS[err]())
+            header, offset = MultiHeader.deserialize(buffer, offset)
+        return results
 
 
 @dataclass(frozen=True)
@@ -122,9 +161,8 @@ class QueueOps:
         for parent, prefix in zip(parents, prefixes, strict=True):
             tx.create(f"{parent}/{prefix}", data, ephemeral=True, sequence=True)
         committed = tx.commit_async()
-        # One wake of kazoo's thread for the N listings (see _pipeline).
-        listed = self._pipeline(
-            *(GetChildren(_prefix_root(client.chroot, p), None) for p in parents)
+        (listed_all,) = self._pipeline(
+            _ListMany([GetChildren(_prefix_root(client.chroot, p), None) for p in parents])
         )
         with translated(f"queueing under {len(parents)} locks"):
             results = self._bounded(committed)
@@ -137,15 +175,16 @@ class QueueOps:
             stat = self._bounded(client.exists_async(f"{parents[0]}/{nodes[0]}"))
         if stat is None:  # pragma: no cover - our ephemeral node is gone: the session
             raise SessionExpiredError("the ZooKeeper session expired while queueing")
-        out = []
-        for node, result in zip(nodes, listed, strict=True):
-            try:
-                with translated("listing a lock queue"):
-                    children: list[str] | None = list(self._bounded(result))
-            except Disconnected:
-                children = None
-            out.append(Enqueued(node, int(stat.czxid), children))
-        return out
+        try:
+            with translated(f"listing {len(parents)} lock queues"):
+                listings: list[Any] = list(self._bounded(listed_all))
+        except Disconnected:
+            listings = [None] * len(parents)
+        # A listing that failed (or was lost) is looked at again by the waiter.
+        return [
+            Enqueued(node, int(stat.czxid), None if not isinstance(kids, list) else kids)
+            for node, kids in zip(nodes, listings, strict=True)
+        ]
 
     def find_own(self, parent: str, guid: str) -> Enqueued | None:
         """After a lost create reply: find our node by its guid, and adopt it
