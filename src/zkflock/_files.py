@@ -181,8 +181,9 @@ class SharedFile:
     @contextmanager
     def edit(self, *, timeout: float | None = None, purpose: str = "") -> Iterator[Document]:
         """Read-modify-write under the lock: committed on a clean exit (when
-        changed), not at all when the block raises. ``purpose`` is shown by
-        ``zkflock status`` while the lock is held."""
+        changed), not at all when the block raises. The commit also releases
+        the lock (one transaction); the plain view is published after it.
+        ``purpose`` is shown by ``zkflock status`` while the lock is held."""
         held = self._session.lock(
             self._name, timeout=timeout, purpose=purpose or f"edit {self._name}"
         )
@@ -216,7 +217,10 @@ class SharedFile:
 
     def _release(self, held: Lock) -> None:
         # A commit that landed stays acknowledged even if the lock is lost
-        # right after it: releasing then is only cleanup.
+        # right after it: releasing then is only cleanup (and after a commit,
+        # which released the lock itself, nothing is left to do).
+        if not held.node_paths():
+            return
         try:
             held.release()
         except ZkflockError as exc:
@@ -241,10 +245,11 @@ class SharedFile:
             with suppress(OSError):
                 path.unlink()
             raise
+        held.released_by_commit()  # the commit deleted our lock node
         crash_point("after-commit")
-        # Published while we hold the lock: a newer commit exists only if our
-        # lock was lost meanwhile, and then its writer publishes it (the
-        # sidecar keeps us from rolling its view back), so no re-read here.
+        # The lock is free again: a writer behind us may commit a newer version
+        # and publish it first; the sidecar keeps us from rolling its view
+        # back, and it publishes its own, so no re-read of ZooKeeper here.
         self._publisher.publish(new, data, None)
         self._collect(new)
         return new

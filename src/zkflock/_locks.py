@@ -279,6 +279,12 @@ class Lock(QueueWaiting):
             except Exception:
                 log.exception("on_lost callback for %s failed", self._name)
 
+    def released_by_commit(self) -> None:
+        """Our node was deleted by a transaction of ours (a fenced commit
+        releases the lock with the same multi): forget it without a delete."""
+        self._nodes, self._token, self._count = (), None, 0
+        self._session.unregister_held(self)
+
     def node_paths(self) -> list[str]:
         """Our node in each queue while held (empty otherwise): what a fenced
         commit checks still exists."""
