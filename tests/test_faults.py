@@ -173,20 +173,32 @@ def test_cut_connection_is_reported_lost_after_the_session_timeout_while_still_c
     again.release()
 
 
+def _cut(zk_proxy: ZkProxy, session: Session) -> None:
+    """Cut the session's path to ZooKeeper and wait until kazoo notices."""
+    zk_proxy.cut()
+    wait_until(lambda: session.zk.kazoo.state == "SUSPENDED", 10, "kazoo to suspend")
+
+
+def _held_through(
+    proxy: tuple[ZkProxy, str], sessions: Callable[..., Session]
+) -> tuple[ZkProxy, Session, Lock, str]:
+    """A session through the proxy (4 s timeout) holding NAME: (proxy, session, lock, parent)."""
+    zk_proxy, hosts = proxy
+    session = sessions(hosts, session_timeout=4.0)
+    lock = session.lock(NAME)
+    assert lock.acquire()
+    return zk_proxy, session, lock, session.lock_path(NAME)[1]
+
+
 def test_release_during_a_short_cut_deletes_the_node_once_reconnected(
     sessions: Callable[..., Session], proxy: tuple[ZkProxy, str], kazoo_client: KazooClient
 ) -> None:
     # kazoo #732: a delete swallowed during SUSPENDED leaves a node that
     # blocks everyone for as long as the session lives. Here the cut is
     # shorter than the session timeout, so the session (and its node) live on.
-    zk_proxy, hosts = proxy
-    session = sessions(hosts, session_timeout=4.0)
-    lock = session.lock(NAME)
-    assert lock.acquire()
-    parent = session.lock_path(NAME)[1]
+    zk_proxy, session, lock, parent = _held_through(proxy, sessions)
     session_id = session.zk.session_id
-    zk_proxy.cut()
-    wait_until(lambda: session.zk.kazoo.state == "SUSPENDED", 10, "kazoo to suspend")
+    _cut(zk_proxy, session)
     releaser = threading.Thread(target=lock.release, daemon=True)
     releaser.start()
     # release() does not hang while ZooKeeper is out of reach: the node is
@@ -211,8 +223,7 @@ def test_reads_and_commits_do_not_hang_while_the_connection_is_cut(
     session = sessions(hosts, session_timeout=2.0, root=tmp_path)
     shared = session.shared_file("cut.txt")
     shared.append("before\n")
-    zk_proxy.cut()
-    wait_until(lambda: session.zk.kazoo.state == "SUSPENDED", 10, "kazoo to suspend")
+    _cut(zk_proxy, session)
     outcomes: dict[str, BaseException | None] = {}
 
     def attempt(what: str, call: Callable[[], object]) -> None:
@@ -239,13 +250,8 @@ def test_acquire_again_while_suspended_gives_up_the_old_place(
 ) -> None:
     # A holder whose connection is suspended may have lost its lock; asking for
     # it again must not keep (and leak) the old node next to the new one.
-    zk_proxy, hosts = proxy
-    session = sessions(hosts, session_timeout=4.0)
-    lock = session.lock(NAME)
-    assert lock.acquire()
-    parent = session.lock_path(NAME)[1]
-    zk_proxy.cut()
-    wait_until(lambda: session.zk.kazoo.state == "SUSPENDED", 10, "kazoo to suspend")
+    zk_proxy, session, lock, parent = _held_through(proxy, sessions)
+    _cut(zk_proxy, session)
     got: list[bool] = []
     again = threading.Thread(target=lambda: got.append(lock.acquire(timeout=10)), daemon=True)
     again.start()
@@ -263,8 +269,7 @@ def test_acquire_timeout_holds_while_the_connection_is_cut(
     zk_proxy, hosts = proxy
     session = sessions(hosts, session_timeout=4.0)
     lock = session.lock(NAME)
-    zk_proxy.cut()
-    wait_until(lambda: session.zk.kazoo.state == "SUSPENDED", 10, "kazoo to suspend")
+    _cut(zk_proxy, session)
     result: list[object] = []
     waiter = threading.Thread(
         target=lambda: result.append(lock.acquire(timeout=0.5)), daemon=True
