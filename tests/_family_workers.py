@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 WORKER = os.path.abspath(__file__)
 # What each kind is recorded as: exclusive-style kinds exclude everyone,
@@ -214,22 +213,6 @@ def herd_problems(watch: dict[str, set[str]]) -> list[str]:
 # -- fixtures shared by the family's test modules (import them by name) --------
 
 import pytest  # noqa: E402 - only the tests need it, the workers above do not
-
-
-@pytest.fixture
-def sessions(zk_hosts: str) -> Iterator[Callable[[], Any]]:
-    """Open sessions in the test's chroot; all closed at the end."""
-    import zkflock
-
-    opened: list[Any] = []
-
-    def open_session() -> Any:
-        opened.append(zkflock.connect(zk_hosts, root="/"))
-        return opened[-1]
-
-    yield open_session
-    for session in opened:
-        session.close()
 
 
 @pytest.fixture

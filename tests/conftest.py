@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
 
+import zkflock
+from _workers import Spawner
+from zkflock import Session
 from zkflock._server import LocalZooKeeper
 
 # tickTime 200 ms lets tests ask for session timeouts down to 0.4 s (2 ticks),
@@ -96,3 +100,28 @@ def kazoo_client(zk_hosts: str) -> Iterator[KazooClient]:
     finally:
         client.stop()
         client.close()
+
+
+@pytest.fixture
+def sessions(zk_hosts: str) -> Iterator[Callable[..., Session]]:
+    """Open zkflock sessions (by default in the test's chroot, root "/"); all
+    closed at the end. ``sessions(hosts, **connect_kwargs)``."""
+    opened: list[Session] = []
+
+    def open_session(hosts: str = zk_hosts, **kwargs: object) -> Session:
+        kwargs.setdefault("root", "/")
+        session = zkflock.connect(hosts, **kwargs)  # type: ignore[arg-type]
+        opened.append(session)
+        return session
+
+    yield open_session
+    for session in opened:
+        session.close()
+
+
+@pytest.fixture
+def spawner(tmp_path: Path) -> Iterator[Spawner]:
+    """Worker processes (tests/_workers.py) for a test; all killed at the end."""
+    spawner = Spawner(tmp_path)
+    yield spawner
+    spawner.close()

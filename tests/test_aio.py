@@ -2,7 +2,7 @@
 the loop keeps running while a task waits, and cancelling the task cancels
 the underlying acquire (its node is deleted)."""
 
-# ruff: noqa: F811 - the shared fixtures are imported from _family_workers
+
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from _family_workers import sessions, wait_until  # noqa: F401 - fixtures
+from _family_workers import wait_until
 from zkflock import AsyncLock, Lock, LockTimeoutError, Session
 
 NAME = "data/async.txt"

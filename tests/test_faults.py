@@ -22,28 +22,6 @@ NAME = "data/data.txt"
 
 
 @pytest.fixture
-def sessions(zk_hosts: str) -> Iterator[Callable[..., Session]]:
-    opened: list[Session] = []
-
-    def open_session(hosts: str = zk_hosts, **kwargs: object) -> Session:
-        kwargs.setdefault("root", "/")
-        session = zkflock.connect(hosts, **kwargs)  # type: ignore[arg-type]
-        opened.append(session)
-        return session
-
-    yield open_session
-    for session in opened:
-        session.close()
-
-
-@pytest.fixture
-def spawner(tmp_path: Path) -> Iterator[Spawner]:
-    spawner = Spawner(tmp_path)
-    yield spawner
-    spawner.close()
-
-
-@pytest.fixture
 def proxy(zk_server: LocalZooKeeper, zk_hosts: str) -> Iterator[tuple[ZkProxy, str]]:
     """A proxy to the server, and the test's hosts string (with chroot) through it."""
     host, port = zk_server.hosts.split(",")[0].rsplit(":", 1)

@@ -8,7 +8,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,27 +19,6 @@ from _workers import Spawner, entry_tokens, find_overlaps, read_log, wait_until
 from zkflock import Lock, LockNotHeldError, LockTimeoutError, Session
 
 NAME = "data/data.txt"
-
-
-@pytest.fixture
-def sessions(zk_hosts: str) -> Iterator[Callable[..., Session]]:
-    opened: list[Session] = []
-
-    def open_session(**kwargs: object) -> Session:
-        session = zkflock.connect(zk_hosts, root="/", **kwargs)  # type: ignore[arg-type]
-        opened.append(session)
-        return session
-
-    yield open_session
-    for session in opened:
-        session.close()
-
-
-@pytest.fixture
-def spawner(tmp_path: Path) -> Iterator[Spawner]:
-    spawner = Spawner(tmp_path)
-    yield spawner
-    spawner.close()
 
 
 def _contend(

@@ -15,7 +15,6 @@ from _family_workers import (  # noqa: F401 - fixtures
     Spawner,
     check,
     family,
-    sessions,
     wait_until,
     watchers,
 )

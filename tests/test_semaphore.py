@@ -16,7 +16,6 @@ from _family_workers import (  # noqa: F401 - fixtures
     check,
     family,
     herd_problems,
-    sessions,
     wait_until,
     watchers,
 )
