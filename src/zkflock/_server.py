@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import os
 import signal
 import ssl
@@ -25,6 +24,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from zkflock._errors import ServerStartError
 from zkflock._server_config import (
@@ -38,10 +38,12 @@ from zkflock._server_config import (
     parse_zxid,
     pid_alive,
     process_mentions,
+    read_state,
     render_zoo_cfg,
     require_installed,
     send_four_letter,
     tls_probe_context,
+    write_state,
 )
 
 _POLL_INTERVAL = 0.05
@@ -264,38 +266,28 @@ class LocalZooKeeper:
         # referenced stops Python from warning that they are "still running".
         _DETACHED.extend(self._procs.values())
         self._procs.clear()
-        state = {
-            "nodes": self._nodes,
-            "tick_time": self._tick_time,
-            "force_sync": self._force_sync,
-            "max_session_timeout": self._max_session_timeout,
-            "extra_config": self._extra_config,
-            "extra_classpath": list(self._extra_classpath),
+        write_state(self._base_dir, {
+            **self._options(),
             "ports": {str(m): [p.client, p.peer, p.election, p.secure]
                       for m, p in self._node_ports().items()},
             "pids": {str(m): pid for m, pid in self._pids.items()},
-        }
-        self._base_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self._base_dir / "state.json.tmp"
-        tmp.write_text(json.dumps(state, indent=2) + "\n", "utf-8")
-        tmp.replace(self._base_dir / "state.json")
+        })
+
+    def _options(self) -> dict[str, Any]:
+        """The constructor's keywords, as saved in (and loaded from) state.json."""
+        return {"nodes": self._nodes, "tick_time": self._tick_time,
+                "force_sync": self._force_sync, "max_session_timeout": self._max_session_timeout,
+                "extra_config": self._extra_config, "extra_classpath": list(self._extra_classpath)}
 
     @classmethod
     def load(cls, base_dir: str | os.PathLike[str]) -> LocalZooKeeper | None:
         """The servers described by ``base_dir/state.json``, or None if there is none."""
-        try:
-            state = json.loads((Path(base_dir) / "state.json").read_text("utf-8"))
-        except (OSError, ValueError):
+        state = read_state(Path(base_dir))
+        if state is None:
             return None
-        zk = cls(
-            base_dir,
-            nodes=int(state["nodes"]),
-            tick_time=int(state["tick_time"]),
-            force_sync=bool(state["force_sync"]),
-            max_session_timeout=state["max_session_timeout"],
-            extra_config=state["extra_config"],
-            extra_classpath=state["extra_classpath"],
-        )
+        zk = cls(base_dir, **{key: state[key] for key in (
+            "nodes", "tick_time", "force_sync", "max_session_timeout", "extra_config",
+            "extra_classpath")})
         zk._background = True
         zk._ports = {int(m): NodePorts(*p) for m, p in state["ports"].items()}
         zk._pids = {int(m): int(pid) for m, pid in state["pids"].items()}

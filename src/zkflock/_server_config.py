@@ -6,6 +6,7 @@ Nothing here starts or stops a process.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -15,6 +16,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from zkflock._errors import ServerStartError
 
@@ -254,3 +256,20 @@ def process_mentions(pid: int, path: Path) -> bool:
     except OSError:
         return False
     return str(path).encode() in cmdline
+
+
+def write_state(base_dir: Path, state: dict[str, Any]) -> None:
+    """Write ``base_dir/state.json`` atomically (for ``zkflock server``)."""
+    base_dir.mkdir(parents=True, exist_ok=True)
+    tmp = base_dir / "state.json.tmp"
+    tmp.write_text(json.dumps(state, indent=2) + "\n", "utf-8")
+    tmp.replace(base_dir / "state.json")
+
+
+def read_state(base_dir: Path) -> dict[str, Any] | None:
+    """``base_dir/state.json``, or None if there is none (or it is unreadable)."""
+    try:
+        state = json.loads((base_dir / "state.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
