@@ -22,7 +22,7 @@ from pathlib import Path
 from kazoo.client import KazooClient
 
 import zkflock
-from zkflock._server import LocalZooKeeper
+from zkflock._server.local import LocalZooKeeper
 
 SECONDS = 4.0
 

@@ -13,7 +13,7 @@ from kazoo.client import KazooClient
 import zkflock
 from _workers import Spawner
 from zkflock import Session
-from zkflock._server import LocalZooKeeper
+from zkflock._server.local import LocalZooKeeper
 
 # tickTime 200 ms lets tests ask for session timeouts down to 0.4 s (2 ticks),
 # so session-expiry tests run in about a second.

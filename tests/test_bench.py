@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from zkflock._bench_report import overtakes, summarize, summarize_run
-from zkflock._bench_scenarios import SCENARIOS, BenchConfig, contend
+from zkflock._bench.report import overtakes, summarize, summarize_run
+from zkflock._bench.scenarios import SCENARIOS, BenchConfig, contend
 from zkflock.cli import main
 
 QUICK = BenchConfig.quick()

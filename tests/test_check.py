@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zkflock._check import Attempt, check, parse_history
+from zkflock._harness.check import Attempt, check, parse_history
 
 
 def acks(*values: int) -> list[Attempt]:

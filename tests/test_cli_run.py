@@ -14,9 +14,7 @@ from pathlib import Path
 import pytest
 
 import zkflock
-from zkflock._locks import Lock
-from zkflock._protocol import READ, SEMAPHORE
-from zkflock._runner import (
+from zkflock._cli.runner import (
     EX_LOCK_LOST,
     EX_OSERR,
     EX_UNAVAILABLE,
@@ -26,6 +24,8 @@ from zkflock._runner import (
     child_exit_code,
     error_exit_code,
 )
+from zkflock._locks.lock import Lock
+from zkflock._locks.protocol import READ, SEMAPHORE
 
 WAIT = 30.0  # generous bound for anything we wait on (2 shared cores)
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 import zkflock
-from zkflock._locks import Lock
-from zkflock._protocol import READ
+from zkflock._locks.lock import Lock
+from zkflock._locks.protocol import READ
 
 WAIT = 30.0
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import zkflock
-from zkflock import _views
+from zkflock._files import view as _views
 
 CHILD = """
 import sys, zkflock

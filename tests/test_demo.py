@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from zkflock._demo import check_demo_file
+from zkflock._harness.demo import check_demo_file
 
 GOOD = (
     "client 2 token=17 at=2026-01-01T10:00:00.000+00:00\n"

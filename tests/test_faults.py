@@ -15,8 +15,8 @@ import zkflock
 from _proxy import ZkProxy
 from _workers import Spawner, wait_until
 from zkflock import InvalidNameError, LocalZooKeeper, Lock, LockLostError, Session
-from zkflock._client import ZkClient
-from zkflock._protocol import node_prefix
+from zkflock._locks.protocol import node_prefix
+from zkflock._zk.client import ZkClient
 
 NAME = "data/data.txt"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from zkflock._torture import torture
+from zkflock._harness.torture import torture
 
 CLIENTS = 4
 

@@ -10,7 +10,7 @@ import pytest
 from kazoo.client import KazooClient
 
 import zkflock
-from zkflock._fencing import FileMeta, decode_meta
+from zkflock._files.meta import FileMeta, decode_meta
 from zkflock._names import file_meta_path
 
 

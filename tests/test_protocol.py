@@ -10,7 +10,7 @@ import itertools
 import pytest
 
 from zkflock import ConfigError
-from zkflock._protocol import (
+from zkflock._locks.protocol import (
     EXCLUSIVE,
     READ,
     SEMAPHORE,

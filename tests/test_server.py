@@ -15,10 +15,9 @@ import pytest
 from click.testing import CliRunner
 from kazoo.client import KazooClient
 
-import zkflock._server as server_module
+import zkflock._server.local as server_module
 from zkflock._errors import ServerStartError
-from zkflock._server import LocalZooKeeper
-from zkflock._server_config import (
+from zkflock._server.config import (
     NodePorts,
     allocate_node_ports,
     parse_mode,
@@ -27,6 +26,7 @@ from zkflock._server_config import (
     pid_alive,
     render_zoo_cfg,
 )
+from zkflock._server.local import LocalZooKeeper
 from zkflock.cli import main
 
 SRVR_SAMPLE = """Zookeeper version: 3.8.0-debian, built on 2023-03-21 12:00 UTC
@@ -265,7 +265,7 @@ def test_cli_reports_errors_with_exit_code(tmp_path: Path) -> None:
 def test_foreground_server_is_stopped_at_exit(tmp_path: Path) -> None:
     script = (
         "import sys\n"
-        "from zkflock._server import LocalZooKeeper\n"
+        "from zkflock._server.local import LocalZooKeeper\n"
         f"zk = LocalZooKeeper({str(tmp_path)!r}, tick_time=200, force_sync=False).start()\n"
         "print(zk.pid(1), flush=True)\n"
     )
@@ -328,7 +328,7 @@ def test_tls_only_server_is_probed_over_tls(tmp_path: Path) -> None:
 def test_foreground_server_dies_with_a_killed_parent(tmp_path: Path) -> None:
     script = (
         "import time\n"
-        "from zkflock._server import LocalZooKeeper\n"
+        "from zkflock._server.local import LocalZooKeeper\n"
         f"zk = LocalZooKeeper({str(tmp_path)!r}, tick_time=200, force_sync=False).start()\n"
         "print(zk.pid(1), flush=True)\n"
         "time.sleep(60)\n"

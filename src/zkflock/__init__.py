@@ -1,6 +1,5 @@
 """zkflock: distributed file locking on ZooKeeper, with fenced writes."""
 
-from zkflock._aio import AsyncLock
 from zkflock._errors import (
     AuthFailedError,
     ConfigError,
@@ -16,13 +15,14 @@ from zkflock._errors import (
     StaleTokenError,
     ZkflockError,
 )
-from zkflock._files import SharedFile
-from zkflock._locks import AcquireCancelledError, Lock
-from zkflock._many import MultiLock
+from zkflock._files.shared_file import SharedFile
+from zkflock._locks.aio import AsyncLock
+from zkflock._locks.lock import AcquireCancelledError, Lock
+from zkflock._locks.many import MultiLock
+from zkflock._locks.status import Holder
 from zkflock._security import AclPolicy, TLSConfig
-from zkflock._server import LocalZooKeeper
+from zkflock._server.local import LocalZooKeeper
 from zkflock._session import Session, connect
-from zkflock._status import Holder
 
 __all__ = [
     "AclPolicy",

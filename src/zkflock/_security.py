@@ -32,15 +32,15 @@ from typing import TYPE_CHECKING
 from zkflock._errors import AuthFailedError, ConfigError
 
 if TYPE_CHECKING:
-    from zkflock._client import ZkClient
     from zkflock._config import Settings
+    from zkflock._zk.client import ZkClient
 
 # ZooKeeper's permission bits (ZooDefs.Perms).
 READ, WRITE, CREATE, DELETE, ADMIN = 1, 2, 4, 8, 16
 ALL = READ | WRITE | CREATE | DELETE | ADMIN
 GROUP_PERMS = READ | WRITE | CREATE | DELETE  # everything but changing ACLs
 
-AclEntry = tuple[str, str, int]  # (scheme, id, perms), built into kazoo ACLs by _client
+AclEntry = tuple[str, str, int]  # (scheme, id, perms), built into kazoo ACLs by _zk.client
 
 AUTH_VAR = "ZKFLOCK_AUTH"
 AUTH_FILE_VAR = "ZKFLOCK_AUTH_FILE"
@@ -282,7 +282,7 @@ def open_client(
 ) -> ZkClient:
     """Resolve auth, ACL and TLS (arguments, then ``ZKFLOCK_*``), connect,
     and check the password against the namespace before anything is created."""
-    from zkflock._client import ZkClient
+    from zkflock._zk.client import ZkClient
 
     creds = resolve_credentials(auth)
     entries = resolve_acl(acl, creds)

@@ -25,21 +25,21 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from zkflock._client import CONNECTED, LOST, SUSPENDED, ZkClient
-from zkflock._client_errors import Disconnected
 from zkflock._config import Settings, resolve
 from zkflock._errors import ZkflockError
+from zkflock._locks.reaper import Reaper
 from zkflock._names import lock_parent, normalize_name
-from zkflock._reaper import Reaper
+from zkflock._zk.client import CONNECTED, LOST, SUSPENDED, ZkClient
+from zkflock._zk.errors import Disconnected
 
 if TYPE_CHECKING:
     from kazoo.client import KazooClient
 
-    from zkflock._files import SharedFile
-    from zkflock._locks import Lock
-    from zkflock._many import MultiLock
+    from zkflock._files.shared_file import SharedFile
+    from zkflock._locks.lock import Lock
+    from zkflock._locks.many import MultiLock
+    from zkflock._locks.status import Holder
     from zkflock._security import AclPolicy, TLSConfig
-    from zkflock._status import Holder
 
 log = logging.getLogger("zkflock")
 
@@ -104,7 +104,7 @@ class Session:
         purpose: str = "",
     ) -> Lock:
         """An exclusive, FIFO lock on ``name`` (a path relative to the root)."""
-        from zkflock._locks import Lock
+        from zkflock._locks.lock import Lock
 
         return Lock(
             self, name, timeout=timeout, reentrant=reentrant, on_lost=on_lost, purpose=purpose
@@ -113,8 +113,8 @@ class Session:
     def read_lock(self, name: str, **kw: Any) -> Lock:
         """A shared lock on ``name``: readers share it, waiting only on an
         earlier writer. Takes the keywords of :meth:`lock`."""
-        from zkflock._locks import Lock
-        from zkflock._protocol import READ
+        from zkflock._locks.lock import Lock
+        from zkflock._locks.protocol import READ
 
         return Lock(self, name, kind=READ, **kw)
 
@@ -122,40 +122,40 @@ class Session:
         """An exclusive lock on ``name`` against readers and writers alike.
         Holding it, a ``read_lock`` on the same name in this session is granted
         at once (a downgrade). Takes the keywords of :meth:`lock`."""
-        from zkflock._locks import Lock
+        from zkflock._locks.lock import Lock
 
         return Lock(self, name, **kw)
 
     def semaphore(self, name: str, max_leases: int, **kw: Any) -> Lock:
         """At most ``max_leases`` holders of ``name`` at once, FIFO. Every
         caller must pass the same ``max_leases`` (else ConfigError)."""
-        from zkflock._locks import Lock
-        from zkflock._protocol import SEMAPHORE
+        from zkflock._locks.lock import Lock
+        from zkflock._locks.protocol import SEMAPHORE
 
         return Lock(self, name, kind=SEMAPHORE, max_leases=max_leases, **kw)
 
     def lock_many(self, names: Iterable[str], **kw: Any) -> MultiLock:
         """An exclusive lock on every name in ``names`` at once: all or none,
         no deadlock whatever order callers name them in."""
-        from zkflock._many import MultiLock
+        from zkflock._locks.many import MultiLock
 
         return MultiLock(self, names, **kw)
 
     def holders(self, name: str) -> list[Holder]:
         """Holders and waiters of lock ``name``, in queue order."""
-        from zkflock._status import list_holders
+        from zkflock._locks.status import list_holders
 
         return list_holders(self, name)
 
     def lock_names(self) -> list[str]:
         """Names of every lock that has a queue now."""
-        from zkflock._status import list_lock_names
+        from zkflock._locks.status import list_lock_names
 
         return list_lock_names(self)
 
     def shared_file(self, name: str) -> SharedFile:
         """A fenced file ``name`` (relative to the root): see :class:`SharedFile`."""
-        from zkflock._files import SharedFile
+        from zkflock._files.shared_file import SharedFile
 
         return SharedFile(self, name)
 

@@ -23,13 +23,13 @@ if TYPE_CHECKING:
     from zkflock._session import Session
 
 # >>> Command modules, each with a ``register(group: click.Group) -> None``.
-# >>> Add one line per module (e.g. "zkflock._cli_locks", "zkflock._cli_demo").
+# >>> Add one line per module (e.g. "zkflock._cli.locks", "zkflock._cli.demo").
 COMMAND_MODULES: Sequence[str] = (
-    "zkflock._cli_server",
-    "zkflock._cli_files",
-    "zkflock._cli_bench",
-    "zkflock._cli_locks",
-    "zkflock._cli_demo",
+    "zkflock._cli.server",
+    "zkflock._cli.files",
+    "zkflock._cli.bench",
+    "zkflock._cli.locks",
+    "zkflock._cli.demo",
 )
 
 

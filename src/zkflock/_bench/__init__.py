@@ -1,0 +1,1 @@
+"""Benchmarks: zkflock side by side with kazoo's recipes, reported as ratios."""

@@ -1,0 +1,1 @@
+"""The command's subcommands, thin over the library (entry point: zkflock.cli)."""

@@ -1,0 +1,1 @@
+"""Fenced files: metadata (pure), objects, the plain view, SharedFile."""

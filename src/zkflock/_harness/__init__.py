@@ -1,0 +1,1 @@
+"""The demo, the counter workload, its checker, nemeses, the TCP proxy and torture."""

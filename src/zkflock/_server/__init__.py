@@ -1,0 +1,1 @@
+"""LocalZooKeeper: a local standalone server or ensemble for demos, tests and benchmarks."""

@@ -1,0 +1,211 @@
+"""The lock-queue requests of the kazoo boundary (a part of ``ZkClient``).
+
+Queueing is where the round trips are: a create and the listing of the queue
+go out together (ZooKeeper answers one session's requests in order, so the
+listing already shows our node), ``lock_many`` queues in every lock with one
+multi-transaction, and a create whose reply was lost is found again by its
+guid and adopted only when our current session owns it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kazoo import exceptions as ke
+from kazoo.client import _prefix_root
+from kazoo.protocol.serialization import (
+    Create2,
+    GetChildren,
+    MultiHeader,
+    Transaction,
+    int_struct,
+    read_string,
+)
+from kazoo.protocol.states import KeeperState
+
+from zkflock._errors import SessionExpiredError
+from zkflock._zk.errors import Disconnected, check_size, translated
+
+EPHEMERAL_SEQUENTIAL = 3  # kazoo's create flags: ephemeral 1 | sequence 2
+
+
+class _ListMany(Transaction):  # type: ignore[misc]
+    """ZooKeeper's multiRead (opcode 22, 3.6+) of getChildren requests, which
+    kazoo cannot send: N queue listings in one request and one reply, where N
+    requests would cost kazoo's per-request client CPU N times.
+
+    ``operations`` are ``GetChildren`` requests without watches. The reply is
+    one list of children (or the exception of a failed listing) per request.
+    """
+
+    type = 22
+
+    @classmethod
+    def deserialize(cls, buffer: bytes, offset: int) -> list[Any]:
+        results: list[Any] = []
+        header, offset = MultiHeader.deserialize(buffer, offset)
+        while not header.done:
+            if header.type == GetChildren.type:
+                count = int_struct.unpack_from(buffer, offset)[0]
+                offset += int_struct.size
+                children = []
+                for _ in range(count):
+                    child, offset = read_string(buffer, offset)
+                    children.append(child)
+                results.append(children)
+            else:  # -1: an error result for this operation
+                err = int_struct.unpack_from(buffer, offset)[0]
+                offset += int_struct.size
+                results.append(ke.EXCEPTIONS[err]())
+            header, offset = MultiHeader.deserialize(buffer, offset)
+        return results
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    """A contender node we made (or adopted), its fencing token, the queue."""
+
+    node: str
+    token: int
+    children: list[str] | None  # None: the listing was lost, look again
+
+
+class QueueOps:
+    """Lock-queue requests; mixed into ``ZkClient``."""
+
+    _client: Any
+
+    def _bounded(self, result: Any) -> Any:
+        raise NotImplementedError
+
+    def _require_connected(self, what: str) -> None:
+        raise NotImplementedError
+
+    def _acl(self) -> list[Any]:
+        raise NotImplementedError
+
+    @property
+    def session_id(self) -> int | None:
+        raise NotImplementedError
+
+    def delete(self, path: str) -> bool:
+        raise NotImplementedError
+
+    def _pipeline(self, *requests: Any) -> list[Any]:
+        """Queue ``requests`` on kazoo's connection in order and wake its
+        thread once. kazoo's ``_call`` wakes it with one byte per request, a
+        syscall and a GIL handoff each; its loop sends one request per byte
+        read, so one write of N bytes sends all N, in order."""
+        client = self._client
+        results = [client.handler.async_result() for _ in requests]
+        write_sock = client._connection._write_sock
+        if client._state != KeeperState.CONNECTED or write_sock is None:
+            for request, result in zip(requests, results, strict=True):
+                client._call(request, result)  # kazoo's own short-circuits
+            return results
+        for request, result in zip(requests, results, strict=True):
+            client._queue.append((request, result))
+        try:
+            write_sock.send(b"\0" * len(requests))
+        except OSError:
+            for result in results:
+                result.set_exception(ke.ConnectionClosedError("Connection has been closed"))
+        return results
+
+    def enqueue(self, parent: str, prefix: str, data: bytes, guid: str) -> Enqueued:
+        """Create our ephemeral sequential node and list the queue, pipelined.
+
+        ZooKeeper answers one session's requests in order, so the listing sent
+        right behind the create already contains our node: one round trip.
+        """
+        self._require_connected(f"queueing under {parent}")
+        client = self._client
+        check_size(parent, data)
+        # Straight to kazoo's request layer: create_async's argument checks and
+        # its second async result cost more client CPU than the listing does.
+        created, listed = self._pipeline(
+            Create2(
+                _prefix_root(client.chroot, f"{parent}/{prefix}", trailing=True),
+                data,
+                self._acl(),
+                EPHEMERAL_SEQUENTIAL,
+            ),
+            GetChildren(_prefix_root(client.chroot, parent), None),
+        )
+        with translated(f"queueing under {parent}"):
+            path, stat = self._bounded(created)
+        try:
+            with translated(f"listing {parent}"):
+                children: list[str] | None = list(self._bounded(listed))
+        except Disconnected:
+            children = None
+        return Enqueued(path.rsplit("/", 1)[1], int(stat.czxid), children)
+
+    def enqueue_many(
+        self, parents: Sequence[str], prefixes: Sequence[str], data: bytes
+    ) -> list[Enqueued]:
+        """Create one ephemeral sequential node under each parent in ONE
+        multi-transaction, and list every queue, pipelined behind it.
+
+        All nodes of one multi share one zxid, so every queue orders any two
+        multis the same way: a waiter only ever waits on older transactions
+        and no cycle (deadlock) can form. kazoo's multi reply carries paths
+        only, so the token (the shared czxid) costs one more round trip.
+        Raises NodeMissingError when a parent is missing (nothing was made).
+        """
+        client = self._client
+        check_size(parents[0], data)
+        tx = client.transaction()
+        for parent, prefix in zip(parents, prefixes, strict=True):
+            tx.create(f"{parent}/{prefix}", data, ephemeral=True, sequence=True)
+        committed = tx.commit_async()
+        (listed_all,) = self._pipeline(
+            _ListMany([GetChildren(_prefix_root(client.chroot, p), None) for p in parents])
+        )
+        with translated(f"queueing under {len(parents)} locks"):
+            results = self._bounded(committed)
+            failed = [r for r in results if isinstance(r, Exception)]
+            real = [r for r in failed if not isinstance(r, ke.RolledBackError)]
+            if failed:
+                raise (real or failed)[0]
+        nodes = [str(path).rsplit("/", 1)[1] for path in results]
+        with translated(f"reading {parents[0]}/{nodes[0]}"):
+            stat = self._bounded(client.exists_async(f"{parents[0]}/{nodes[0]}"))
+        if stat is None:  # pragma: no cover - our ephemeral node is gone: the session
+            raise SessionExpiredError("the ZooKeeper session expired while queueing")
+        try:
+            with translated(f"listing {len(parents)} lock queues"):
+                listings: list[Any] = list(self._bounded(listed_all))
+        except Disconnected:
+            listings = [None] * len(parents)
+        # A listing that failed (or was lost) is looked at again by the waiter.
+        return [
+            Enqueued(node, int(stat.czxid), None if not isinstance(kids, list) else kids)
+            for node, kids in zip(nodes, listings, strict=True)
+        ]
+
+    def find_own(self, parent: str, guid: str) -> Enqueued | None:
+        """After a lost create reply: find our node by its guid, and adopt it
+        only if our current session owns it.
+
+        A node of an earlier, dying session is deleted instead: kazoo matches
+        the guid alone and can adopt a node the server is about to remove with
+        its session (Curator's CURATOR-498).
+        """
+        with translated(f"listing {parent}"):
+            children = self._bounded(self._client.get_children_async(parent))
+        session = self.session_id
+        for child in children:
+            if guid not in child:
+                continue
+            path = f"{parent}/{child}"
+            with translated(f"reading {path}"):
+                stat = self._bounded(self._client.exists_async(path))
+            if stat is None:
+                continue
+            if stat.ephemeralOwner == session:
+                return Enqueued(child, int(stat.czxid), list(children))
+            self.delete(path)
+        return None
