@@ -45,6 +45,7 @@ from zkflock._files.meta import (
     object_version,
 )
 from zkflock._files.view import ViewPublisher, crash_point, store_dir_name, write_durably
+from zkflock._files.working_copy import EDIT_SUFFIX, WorkingCopy
 from zkflock._names import file_meta_path, normalize_name
 from zkflock._zk.client import remaining
 from zkflock._zk.errors import MetaConflictError
@@ -203,6 +204,55 @@ class SharedFile:
             if doc.data != data:
                 doc.committed = self._commit(held, meta, znode_version, doc.data)
         finally:
+            self._release(held)
+
+    @contextmanager
+    def working_copy(self, *, timeout: float | None = None,
+                     purpose: str = "") -> Iterator[WorkingCopy]:
+        """Take the lock and hand out a private working copy of the latest
+        version, on the same volume as the objects.
+
+        On a clean exit the copy, when its content changed, is committed as
+        the new version with a fenced commit (StaleTokenError, and nothing
+        committed, if the lock was lost meanwhile); an unchanged copy, or one
+        ``discard()``-ed, commits nothing. When the block raises, nothing is
+        committed and the exception passes through. The copy is removed and
+        the lock released in every case.
+
+        >>> with f.working_copy() as copy:                       # doctest: +SKIP
+        ...     subprocess.run(["sed", "-i", "s/a/b/", copy.path], check=True)
+        """
+        held = self._session.lock(
+            self._name, timeout=timeout, purpose=purpose or f"edit {self._name}"
+        )
+        if not held.acquire(timeout=timeout):
+            raise LockTimeoutError(self._name, timeout)
+        copy: WorkingCopy | None = None
+        try:
+            meta, znode_version = self._load_for_write()
+            data = self._read_object(meta)
+            if data is None:
+                raise FileCorruptError(
+                    f"content object {meta.object!r} of {self._name!r} is missing "
+                    f"from {self._objects}; restore it or commit a new version"
+                )
+            path = self._objects / (object_name(meta.version + 1, held.token) + EDIT_SUFFIX)
+            write_durably(path, data, self._root, sync_dir=False)
+            copy = WorkingCopy(path, held, held.token)
+            yield copy
+            if not copy.discarded:
+                try:
+                    edited = copy.path.read_bytes()
+                except FileNotFoundError as exc:
+                    raise StaleTokenError(
+                        f"the working copy {copy.path} of {self._name!r} is gone; "
+                        "nothing was committed"
+                    ) from exc
+                if edited != data:
+                    self._commit(held, meta, znode_version, edited)
+        finally:
+            if copy is not None:
+                copy.remove()
             self._release(held)
 
     def _load_for_write(self) -> tuple[FileMeta, int]:
