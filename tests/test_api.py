@@ -7,6 +7,7 @@ import threading
 import pytest
 
 import zkflock
+from zkflock.metrics import NOOP, Observer
 
 EXIT_CODES = {
     "ZkflockError": 1,
@@ -108,3 +109,122 @@ def test_session_close_releases_what_it_holds(zk_hosts: str) -> None:
         other = second.lock("a")
         assert other.acquire(blocking=False)
         other.release()
+
+
+# -- the observer events of the lock core (real ZooKeeper) --------------------
+
+
+class Recording(Observer):
+    """Records every event as (event, kind, name); seconds are checked apart."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, ...]] = []
+        self.seconds: list[float] = []
+        self.changed = threading.Event()
+
+    def _add(self, *event: str, seconds: float | None = None) -> None:
+        self.events.append(event)
+        if seconds is not None:
+            self.seconds.append(seconds)
+        self.changed.set()
+
+    def acquire_started(self, kind: str, name: str) -> None:
+        self._add("started", kind, name)
+
+    def acquired(self, kind: str, name: str, wait: float) -> None:
+        self._add("acquired", kind, name, seconds=wait)
+
+    def timed_out(self, kind: str, name: str, wait: float) -> None:
+        self._add("timed_out", kind, name, seconds=wait)
+
+    def cancelled(self, kind: str, name: str, wait: float) -> None:
+        self._add("cancelled", kind, name, seconds=wait)
+
+    def released(self, kind: str, name: str, held: float) -> None:
+        self._add("released", kind, name, seconds=held)
+
+    def lost(self, kind: str, name: str, reason: str) -> None:
+        self._add("lost", kind, name)
+
+    def session_state(self, state: str) -> None:
+        self._add("state", state)
+
+
+def test_observer_sees_the_exact_events_of_a_known_sequence(zk_hosts: str) -> None:
+    from kazoo.client import KazooClient
+
+    seen = Recording()
+    with zkflock.connect(zk_hosts, root="/", metrics=seen, session_timeout=2.0) as zk, \
+            zkflock.connect(zk_hosts, root="/") as other:
+        assert zk.observer is seen
+        with zk.lock("a", reentrant=True) as held, held:
+            pass  # the re-entry is no event
+        with zk.write_lock("w"), zk.read_lock("w"):
+            pass
+        with zk.semaphore("s", 2), zk.lock_many(["m2", "m1"]):
+            pass
+        blocker = other.lock("b")
+        assert blocker.acquire()
+        assert zk.lock("b").acquire(blocking=False) is False
+        waiter = zk.lock("b")
+        outcome: list[BaseException] = []
+
+        def wait() -> None:
+            try:
+                waiter.acquire()
+            except zkflock.AcquireCancelledError as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=wait, daemon=True)
+        thread.start()
+        while len(other.holders("b")) < 2:
+            seen.changed.wait(0.05)
+        waiter.cancel()
+        thread.join(10)
+        assert len(outcome) == 1
+        blocker.release()
+        expiring = zk.lock("e")
+        assert expiring.acquire()
+        client_id = zk.zk.kazoo.client_id
+        thief = KazooClient(zk_hosts, client_id=client_id, timeout=1.0)
+        thief.start(timeout=10)
+        thief.stop()
+        thief.close()
+        for _ in range(300):
+            if ("state", "connected") in seen.events and ("lost", "exclusive", "e") in seen.events:
+                break
+            seen.changed.clear()
+            seen.changed.wait(0.05)
+    lock_events = [e for e in seen.events if e[0] != "state"]
+    assert lock_events == [
+        ("started", "exclusive", "a"), ("acquired", "exclusive", "a"),
+        ("released", "exclusive", "a"),
+        ("started", "write", "w"), ("acquired", "write", "w"),
+        ("started", "read", "w"), ("acquired", "read", "w"),
+        ("released", "read", "w"), ("released", "write", "w"),
+        ("started", "semaphore", "s"), ("acquired", "semaphore", "s"),
+        ("started", "many", "m1, m2"), ("acquired", "many", "m1, m2"),
+        ("released", "many", "m1, m2"), ("released", "semaphore", "s"),
+        ("started", "exclusive", "b"), ("timed_out", "exclusive", "b"),
+        ("started", "exclusive", "b"), ("cancelled", "exclusive", "b"),
+        ("started", "exclusive", "e"), ("acquired", "exclusive", "e"),
+        ("lost", "exclusive", "e"),
+    ]
+    states = [e for e in seen.events if e[0] == "state"]
+    assert ("state", "lost") in states
+    assert states[-1] == ("state", "connected")
+    assert all(s >= 0 for s in seen.seconds)
+
+
+def test_no_observer_means_noop_and_a_broken_observer_costs_no_lock(zk_hosts: str) -> None:
+    class Broken(Observer):
+        def acquired(self, kind: str, name: str, wait: float) -> None:
+            raise RuntimeError("observer bug")
+
+    with zkflock.connect(zk_hosts, root="/") as plain:
+        assert plain.observer is NOOP
+    with zkflock.connect(zk_hosts, root="/", metrics=Broken()) as zk:
+        lock = zk.lock("x")
+        assert lock.acquire()
+        assert lock.is_held
+        lock.release()

@@ -31,6 +31,7 @@ from zkflock._locks.reaper import Reaper
 from zkflock._names import lock_parent, normalize_name
 from zkflock._zk.client import CONNECTED, LOST, SUSPENDED, ZkClient
 from zkflock._zk.errors import Disconnected
+from zkflock.metrics import NOOP, Observer, safely
 
 if TYPE_CHECKING:
     from kazoo.client import KazooClient
@@ -64,6 +65,7 @@ class Session:
         auth: Sequence[tuple[str, str]] | tuple[str, str] | str | None = None,
         tls: TLSConfig | None = None,
         acl: AclPolicy | None = None,
+        metrics: Observer | None = None,
     ) -> None:
         self.settings: Settings = resolve(
             hosts,
@@ -89,6 +91,7 @@ class Session:
         self._known_parents: set[str] = set()
         self._paths: dict[str, tuple[str, str]] = {}  # lock_path() cache, bounded
         self._closed = False
+        self._observer: Observer = NOOP if metrics is None else metrics
         self._reaper = Reaper(self._zk, lambda: self._state == CONNECTED and not self._closed)
         self._zk.add_listener(self._on_state)
 
@@ -124,7 +127,7 @@ class Session:
         at once (a downgrade). Takes the keywords of :meth:`lock`."""
         from zkflock._locks.lock import Lock
 
-        return Lock(self, name, **kw)
+        return Lock(self, name, label="write", **kw)
 
     def semaphore(self, name: str, max_leases: int, **kw: Any) -> Lock:
         """At most ``max_leases`` holders of ``name`` at once, FIFO. Every
@@ -158,6 +161,11 @@ class Session:
         from zkflock._files.shared_file import SharedFile
 
         return SharedFile(self, name)
+
+    @property
+    def observer(self) -> Observer:
+        """The observer given as ``metrics=`` (:data:`zkflock.metrics.NOOP` if none)."""
+        return self._observer
 
     @property
     def hosts(self) -> str:
@@ -302,6 +310,8 @@ class Session:
                 self._reaper.kick()
             for event in self._wakeups:
                 event.set()
+        if self._observer is not NOOP:
+            safely(self._observer.session_state, state)
 
     def _start_timer(self) -> None:
         if self._timer is not None:
@@ -346,6 +356,7 @@ def connect(
     auth: Sequence[tuple[str, str]] | tuple[str, str] | str | None = None,
     tls: TLSConfig | None = None,
     acl: AclPolicy | None = None,
+    metrics: Observer | None = None,
 ) -> Session:
     """Connect to ZooKeeper and return a :class:`Session`.
 
@@ -355,6 +366,8 @@ def connect(
     ``ZKFLOCK_AUTH_FILE``) gives every node zkflock creates the ``acl`` policy
     (default: we may do everything, others only read); ``tls=TLSConfig(...)``
     (else ``ZKFLOCK_TLS_*``) encrypts the connection. See README "Security".
+    ``metrics``: an :class:`~zkflock.metrics.Observer` told of every lock event
+    and connection state change (default: none).
     """
     return Session(
         hosts,
@@ -365,4 +378,5 @@ def connect(
         auth=auth,
         tls=tls,
         acl=acl,
+        metrics=metrics,
     )

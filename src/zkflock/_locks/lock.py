@@ -29,6 +29,7 @@ from zkflock._errors import (
 )
 from zkflock._locks.protocol import EXCLUSIVE, SEMAPHORE
 from zkflock._locks.waiting import KIND_NAMES, AcquireCancelledError, QueueWaiting, holder_data
+from zkflock.metrics import NOOP, safely
 
 if TYPE_CHECKING:
     from zkflock._locks.aio import AsyncLock
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("zkflock")
 
+KIND_LABELS = {"x": "exclusive", "r": "read", "s": "semaphore"}
 MAX_LEASES = 999_999  # what the node name's s<N> field can carry
 __all__ = ["AcquireCancelledError", "Lock", "MAX_LEASES", "holder_data"]
 
@@ -60,6 +62,7 @@ class Lock(QueueWaiting):
         reentrant: bool = False,
         on_lost: Callable[[Lock], None] | None = None,
         purpose: str = "",
+        label: str | None = None,
     ) -> None:
         if timeout is not None and timeout < 0:
             raise ConfigError(f"timeout must be >= 0 seconds or None, not {timeout}")
@@ -83,6 +86,10 @@ class Lock(QueueWaiting):
         self._lost_reason: str | None = None
         self._cancel = threading.Event()
         self._wakeup: threading.Event | None = None
+        self._label = label or KIND_LABELS[kind]  # the kind as observers see it
+        observer = session.observer
+        self._observer = None if observer is NOOP else observer  # NOOP: no calls at all
+        self._since = 0.0
 
     # -- public -------------------------------------------------------------
 
@@ -153,7 +160,26 @@ class Lock(QueueWaiting):
                 self._count += 1
                 return True
         wait = 0.0 if not blocking else (timeout if timeout is not None else self._timeout)
-        deadline = None if wait is None else time.monotonic() + wait
+        started = time.monotonic()
+        deadline = None if wait is None else started + wait
+        if self._observer is not None:
+            safely(self._observer.acquire_started, self._label, self._name)
+        try:
+            granted = self._acquire_queued(deadline)
+        except (AcquireCancelledError, KeyboardInterrupt, SystemExit):
+            self._report("cancelled", time.monotonic() - started)
+            raise
+        now = time.monotonic()
+        if granted:
+            self._since = now
+        self._report("acquired" if granted else "timed_out", now - started)
+        return granted
+
+    def _report(self, event: str, seconds: float) -> None:
+        if self._observer is not None:
+            safely(getattr(self._observer, event), self._label, self._name, seconds)
+
+    def _acquire_queued(self, deadline: float | None) -> bool:
         self._cancel.clear()
         self._lost_reason = None
         self._refuse_upgrade()
@@ -268,6 +294,8 @@ class Lock(QueueWaiting):
     def forget_lost(self, reason: str) -> list[str]:
         """The session declared us lost: forget the nodes, return them for deletion."""
         paths = self._paths()
+        if paths and self._observer is not None:
+            safely(self._observer.lost, self._label, self._name, reason)
         self._nodes, self._token, self._count = (), None, 0
         self._lost_reason = reason
         return paths
@@ -282,6 +310,8 @@ class Lock(QueueWaiting):
     def released_by_commit(self) -> None:
         """Our node was deleted by a transaction of ours (a fenced commit
         releases the lock with the same multi): forget it without a delete."""
+        if self._nodes:
+            self._report("released", time.monotonic() - self._since)
         self._nodes, self._token, self._count = (), None, 0
         self._session.unregister_held(self)
 
@@ -295,6 +325,8 @@ class Lock(QueueWaiting):
 
     def _release_all(self) -> None:
         paths = self._paths()
+        if paths:
+            self._report("released", time.monotonic() - self._since)
         self._nodes, self._token, self._count = (), None, 0
         self._session.unregister_held(self)
         self._session.discard_many(paths)  # lock_many's N deletes: one round trip

@@ -57,6 +57,7 @@ class MultiLock(Lock):
             reentrant=reentrant,
             on_lost=on_lost,
             purpose=purpose,
+            label="many",
         )
         self._names = tuple(name for name, _ in paths)
         self._parents = tuple(parent for _, parent in paths)
