@@ -1,12 +1,13 @@
-"""Observers of zkflock's events: the interface, and (later) Prometheus.
+"""Observers of zkflock's events: the interface, and Prometheus metrics.
 
 ``connect(..., metrics=observer)`` and ``Session(client=..., metrics=...)``
 take an :class:`Observer`. The library calls its methods as things happen;
 every method of this base class does nothing, so a subclass overrides only
 what it wants, and the default observer (:data:`NOOP`) costs one attribute
-look-up and one empty call per event. This module imports nothing heavy:
-the Prometheus observer imports ``prometheus_client`` (the ``metrics``
-extra) only when it is built.
+look-up per lock object (the core skips every call when it is NOOP). This
+module imports nothing heavy: :class:`PrometheusObserver` imports
+``prometheus_client`` (``pip install 'zkflock[metrics]'``) only when it is
+built.
 
 Kinds are ``"exclusive"``, ``"read"``, ``"write"``, ``"semaphore"`` and
 ``"many"``; names are the normalised lock names. An observer must be quick and
@@ -22,7 +23,15 @@ broken observer never costs a lock.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from zkflock._errors import ConfigError
+
+if TYPE_CHECKING:
+    import threading
+
+    from prometheus_client import CollectorRegistry
 
 log = logging.getLogger("zkflock")
 
@@ -74,4 +83,150 @@ def safely(call: Callable[..., object], *args: object) -> None:
         log.exception("zkflock: metrics observer %r raised; event dropped", call)
 
 
-__all__ = ["COMMIT_OUTCOMES", "NOOP", "SESSION_STATES", "Observer", "safely"]
+#: Upper bounds (seconds) of the wait and hold histograms: a lock is waited
+#: for and held from a millisecond (uncontended) to many minutes (a batch job).
+TIME_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0, 30.0, 60.0, 300.0, 1800.0)
+
+
+def _prometheus() -> Any:
+    try:
+        import prometheus_client
+    except ImportError as exc:
+        raise ConfigError(
+            "Prometheus metrics need the prometheus_client package: "
+            "pip install 'zkflock[metrics]'"
+        ) from exc
+    return prometheus_client
+
+
+class PrometheusObserver(Observer):
+    """Prometheus metrics of this process's locks, fenced commits and sessions.
+
+    >>> observer = PrometheusObserver()                        # doctest: +SKIP
+    >>> zk = zkflock.connect(metrics=observer)                 # doctest: +SKIP
+    >>> zkflock.metrics.serve(9464)       # doctest: +SKIP (a process with no HTTP server)
+
+    Metrics go to ``registry`` (default: prometheus_client's ``REGISTRY``);
+    build one observer per registry and share it between sessions. Lock
+    metrics are labelled by ``kind``; ``lock_names=True`` adds a ``lock``
+    label (the normalised name; ``lock_many`` joins its names) and a ``file``
+    label to commits. Opt in only when the names are few: every name is a
+    time series of its own for as long as the process lives.
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        lock_names: bool = False,
+        buckets: Sequence[float] = TIME_BUCKETS,
+    ) -> None:
+        prom = _prometheus()
+        reg = prom.REGISTRY if registry is None else registry
+        self._names = lock_names
+        lock = ("kind", "lock") if lock_names else ("kind",)
+        file = ("file", "outcome") if lock_names else ("outcome",)
+        self._wait = prom.Histogram(
+            "zkflock_lock_wait_seconds", "Seconds from acquire to grant, of granted acquires.",
+            lock, buckets=buckets, registry=reg)
+        self._hold = prom.Histogram(
+            "zkflock_lock_hold_seconds", "Seconds a lock was held, from grant to release.",
+            lock, buckets=buckets, registry=reg)
+        self._acquires = prom.Counter(
+            "zkflock_lock_acquires", "Acquires that ended, by outcome "
+            "(acquired, timed_out, cancelled).", (*lock, "outcome"), registry=reg)
+        self._lost = prom.Counter(
+            "zkflock_lock_lost", "Held locks lost (session expired or unreachable too long).",
+            lock, registry=reg)
+        self._held = prom.Gauge(
+            "zkflock_locks_held", "Locks held now.", lock, registry=reg)
+        self._waiting = prom.Gauge(
+            "zkflock_locks_waiting", "Acquires waiting (or trying) now.", lock, registry=reg)
+        self._commits = prom.Counter(
+            "zkflock_fenced_commits", "Fenced commits, by outcome (accepted, stale, failed).",
+            file, registry=reg)
+        self._commit_time = prom.Histogram(
+            "zkflock_fenced_commit_seconds", "Seconds of a whole fenced write, by outcome.",
+            file, buckets=buckets, registry=reg)
+        self._state = prom.Gauge(
+            "zkflock_session_state", "1 for the state a session reported last, else 0.",
+            ("state",), registry=reg)
+        self._changes = prom.Counter(
+            "zkflock_session_state_changes", "Connection state changes, by new state.",
+            ("state",), registry=reg)
+        for state in SESSION_STATES:
+            self._state.labels(state).set(0)
+            self._changes.labels(state)
+        for outcome in COMMIT_OUTCOMES:
+            if not lock_names:
+                self._commits.labels(outcome)
+
+    def _labels(self, kind: str, name: str) -> tuple[str, ...]:
+        return (kind, name) if self._names else (kind,)
+
+    def acquire_started(self, kind: str, name: str) -> None:
+        self._waiting.labels(*self._labels(kind, name)).inc()
+
+    def acquired(self, kind: str, name: str, wait: float) -> None:
+        labels = self._labels(kind, name)
+        self._waiting.labels(*labels).dec()
+        self._held.labels(*labels).inc()
+        self._wait.labels(*labels).observe(wait)
+        self._acquires.labels(*labels, "acquired").inc()
+
+    def timed_out(self, kind: str, name: str, wait: float) -> None:
+        labels = self._labels(kind, name)
+        self._waiting.labels(*labels).dec()
+        self._acquires.labels(*labels, "timed_out").inc()
+
+    def cancelled(self, kind: str, name: str, wait: float) -> None:
+        labels = self._labels(kind, name)
+        self._waiting.labels(*labels).dec()
+        self._acquires.labels(*labels, "cancelled").inc()
+
+    def released(self, kind: str, name: str, held: float) -> None:
+        labels = self._labels(kind, name)
+        self._held.labels(*labels).dec()
+        self._hold.labels(*labels).observe(held)
+
+    def lost(self, kind: str, name: str, reason: str) -> None:
+        # The reason is free text: a label of it could grow without bound.
+        labels = self._labels(kind, name)
+        self._held.labels(*labels).dec()
+        self._lost.labels(*labels).inc()
+
+    def committed(self, name: str, outcome: str, seconds: float) -> None:
+        labels = (name, outcome) if self._names else (outcome,)
+        self._commits.labels(*labels).inc()
+        self._commit_time.labels(*labels).observe(seconds)
+
+    def session_state(self, state: str) -> None:
+        for known in SESSION_STATES:
+            self._state.labels(known).set(1 if known == state else 0)
+        self._changes.labels(state).inc()
+
+
+def serve(
+    port: int, *, addr: str = "0.0.0.0", registry: CollectorRegistry | None = None
+) -> tuple[Any, threading.Thread]:
+    """Serve ``registry`` (default: prometheus_client's) on ``http://addr:port/metrics``
+    from a daemon thread, for a process that has no HTTP server of its own.
+    Port 0 picks a free port (``server.server_port``). Returns prometheus_client's
+    ``(server, thread)``: ``server.shutdown(); server.server_close()`` stops it."""
+    prom = _prometheus()
+    server, thread = prom.start_http_server(
+        port, addr=addr, registry=prom.REGISTRY if registry is None else registry)
+    return server, thread
+
+
+__all__ = [
+    "COMMIT_OUTCOMES",
+    "NOOP",
+    "SESSION_STATES",
+    "TIME_BUCKETS",
+    "Observer",
+    "PrometheusObserver",
+    "safely",
+    "serve",
+]
