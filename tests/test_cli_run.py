@@ -110,8 +110,10 @@ def test_signal_death_is_128_plus_signal(zk_hosts: str) -> None:
 def test_conflict_with_nonblock_and_conflict_exit_code(zk_hosts: str) -> None:
     with zkflock.connect(zk_hosts) as zk, zk.lock("a"):
         busy = run_cli(zk_hosts, "run", "-n", "a", "--", "true")
-        assert busy.returncode == 1
-        assert "zkflock: error: lock 'a' is busy" in busy.stderr
+        assert (busy.returncode, busy.stderr) == (1, "")  # silent, as flock(1)
+        loud = run_cli(zk_hosts, "run", "--verbose", "-n", "a", "--", "true")
+        assert loud.returncode == 1
+        assert loud.stderr.startswith("zkflock: failed to get lock 'a' (held by ")
         assert run_cli(zk_hosts, "run", "-n", "-E", "42", "a", "--", "true").returncode == 42
     # Released: the same command now runs.
     assert run_cli(zk_hosts, "run", "-n", "a", "--", "sh", "-c", "exit 9").returncode == 9
@@ -120,8 +122,7 @@ def test_conflict_with_nonblock_and_conflict_exit_code(zk_hosts: str) -> None:
 def test_timeout_exits_with_conflict_code(zk_hosts: str) -> None:
     with zkflock.connect(zk_hosts) as zk, zk.lock("a"):
         result = run_cli(zk_hosts, "run", "-w", "0.5", "a", "--", "true")
-        assert result.returncode == 1
-        assert "not acquired within 0.5 s" in result.stderr
+        assert (result.returncode, result.stderr) == (1, "")
         # The waiter's node was removed: only our holder is queued.
         assert [h.state for h in zk.holders("a")] == ["holding"]
 

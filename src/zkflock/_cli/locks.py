@@ -5,26 +5,54 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import sys
 import time
-from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from zkflock._cli.runner import (
-    DEFAULT_GRACE,
-    EX_USAGE,
-    error_exit_code,
-    signals_interrupt,
-    spawn,
-    supervise,
-)
+from zkflock._cli.flockargs import InfoRequest, RunArgs, RunUsageError, parse_run_args
+from zkflock._cli.runner import error_exit_code, signals_interrupt, spawn, supervise
 from zkflock._errors import ZkflockError
-from zkflock._locks.lock import Lock
-from zkflock._locks.status import Holder
-from zkflock._session import Session, connect
+
+if TYPE_CHECKING:
+    from zkflock._locks.lock import Lock
+    from zkflock._locks.status import Holder
+    from zkflock._session import Session
 
 _PURPOSE_MAX = 200
+
+RUN_HELP = """\
+Usage:
+ zkflock run [options] LOCK [--] COMMAND [ARGUMENT ...]
+ zkflock run [options] LOCK -c 'SHELL CMD'
+
+Run COMMAND while holding LOCK, a lock in ZooKeeper: flock(1) across hosts.
+Options, as flock(1)'s (they go before LOCK; long ones may be abbreviated):
+
+ -s, --shared                  get a shared lock
+ -x, -e, --exclusive           get an exclusive lock (default)
+ -n, --nb, --nonblocking       fail rather than wait
+ -w, --wait, --timeout SECS    wait at most SECS (-w 0 is -n)
+ -E, --conflict-exit-code N    exit code after conflict or timeout (default 1)
+ -c, --command 'SHELL CMD'     run SHELL CMD through $SHELL -c (or /bin/sh -c)
+     --verbose                 say how long getting the lock took, and what runs
+     --max-holders N           a semaphore: at most N holders at once
+     --grace SECS              on lock loss: SIGTERM, then SIGKILL after SECS (default 5)
+ -h, --help                    display this help
+ -V, --version                 display the version
+flock's -u, -o, -F and its file-descriptor form do not apply to a ZooKeeper lock.
+
+COMMAND gets ZKFLOCK_LOCK (the normalised name) and ZKFLOCK_TOKEN (the fencing
+token) and runs in a process group of its own; SIGINT, SIGTERM and SIGHUP are
+forwarded to it; if the lock is lost while it runs it gets SIGTERM, then SIGKILL
+after --grace.
+
+Exit codes: COMMAND's own status; 128+N if signal N killed it; the -E code
+(default 1) on conflict or timeout, silently unless --verbose; 64 usage error or
+invalid lock name; 69 ZooKeeper unreachable or COMMAND could not be executed;
+71 other OS error; 75 the lock was lost and COMMAND was stopped.
+"""
 
 
 def register(group: click.Group) -> None:
@@ -32,151 +60,126 @@ def register(group: click.Group) -> None:
     group.add_command(status)
 
 
-def _fail(ctx: click.Context, message: str, code: int) -> NoReturn:
-    click.echo(f"zkflock: error: {message}", err=True)
-    ctx.exit(code)
-
-
 def _global(ctx: click.Context, attr: str) -> Any:
     return getattr(ctx.obj, attr, None)
 
 
-class _UsageError(click.UsageError):
-    exit_code = EX_USAGE
+def _error(message: str) -> None:
+    click.echo(f"zkflock: error: {message}", err=True)
 
 
-class _RunCommand(click.Command):
-    """flock(1) and sysexits: a usage error exits 64, not click's 2."""
+class _RawArgsCommand(click.Command):
+    """Hands every argument to the command unparsed: ``run`` parses them as
+    flock(1) does (getopt, see flockargs), which click's parser cannot mimic
+    (it would take ``--`` before LOCK, and knows no option prefixes)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        try:
-            return super().parse_args(ctx, args)
-        except click.UsageError as err:
-            raise _UsageError(err.format_message(), err.ctx) from err
+        ctx.params["args"] = tuple(args)
+        ctx.args = []
+        return []
 
 
 # -- run ----------------------------------------------------------------------------
 
 
-@click.command(
-    cls=_RunCommand,
-    # Parsing stops at LOCK: everything after it is the command, its options included.
-    context_settings={"allow_interspersed_args": False},
-)
-@click.option("-s", "--shared", "mode", flag_value="shared", help="Take a shared (read) lock.")
-@click.option("-x", "-e", "--exclusive", "mode", flag_value="exclusive", default=True,
-              help="Take an exclusive lock (the default).")
-@click.option("-n", "--nonblock", "--nb", is_flag=True,
-              help="Fail (exit with the -E code) rather than wait if the lock is busy.")
-@click.option("-w", "--timeout", "--wait", type=click.FloatRange(min=0), default=None,
-              metavar="SECONDS", help="Wait at most this long, then exit with the -E code.")
-@click.option("-E", "--conflict-exit-code", type=click.IntRange(0, 255), default=1,
-              show_default=True, help="Exit code on conflict (-n) or timeout (-w).")
-@click.option("-c", "--command", "shell_command", metavar="'SHELL CMD'",
-              help="Run this through /bin/sh -c instead of COMMAND ...")
-@click.option("--max-holders", type=click.IntRange(min=1), default=None, metavar="N",
-              help="A semaphore: at most N holders at once (every caller must agree on N).")
-@click.option("--grace", type=click.FloatRange(min=0), default=DEFAULT_GRACE, show_default=True,
-              metavar="SECONDS", help="On lock loss: SIGTERM, then SIGKILL after this long.")
-@click.argument("lock_name", metavar="LOCK")
-@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.command(cls=_RawArgsCommand, add_help_option=False,
+               short_help="Run COMMAND while holding LOCK, like flock(1) across hosts.")
 @click.pass_context
-def run(ctx: click.Context, mode: str, nonblock: bool, timeout: float | None,
-        conflict_exit_code: int, shell_command: str | None, max_holders: int | None,
-        grace: float, lock_name: str, command: tuple[str, ...]) -> None:
-    """Run COMMAND while holding LOCK, like flock(1) across hosts.
-
-    \b
-    The command gets ZKFLOCK_LOCK (the normalised name) and ZKFLOCK_TOKEN (the
-    fencing token). It runs in a process group of its own: SIGINT, SIGTERM and
-    SIGHUP are forwarded to that group, and if the lock is lost while it runs
-    the group gets SIGTERM, then SIGKILL after --grace.
-
-    \b
-    Exit codes: the command's own status; 128+N if signal N killed it;
-    the -E code (default 1) on conflict or timeout; 64 usage error;
-    69 ZooKeeper unreachable or the command could not be executed;
-    71 other OS error; 75 the lock was lost and the command was stopped.
-    """
-    argv = _command_argv(ctx, command, shell_command)
-    if mode == "shared" and max_holders is not None:
-        _fail(ctx, "--shared and --max-holders do not combine; pick one", EX_USAGE)
-    wait = 0.0 if nonblock else timeout
-    purpose = shlex.join(argv)[:_PURPOSE_MAX]
+def run(ctx: click.Context, args: tuple[str, ...]) -> None:
+    """Run COMMAND while holding LOCK, like flock(1) across hosts (see -h)."""
     try:
+        parsed = parse_run_args(args, os.environ)
+        if isinstance(parsed, RunArgs) and parsed.shared and parsed.max_holders is not None:
+            raise RunUsageError("--shared and --max-holders do not combine; pick one")
+    except RunUsageError as err:
+        click.echo(f"zkflock: {err}\nTry 'zkflock run --help' for more information.", err=True)
+        ctx.exit(err.exit_code)
+    if isinstance(parsed, InfoRequest):
+        _info(parsed)
+        return
+    try:
+        from zkflock._session import connect
+
         session = connect(_global(ctx, "hosts"), root=_global(ctx, "root"))
     except ZkflockError as err:
-        _fail(ctx, str(err), error_exit_code(err, conflict_exit_code))
+        _error(str(err))
+        ctx.exit(error_exit_code(err, parsed.conflict_exit_code))
     try:
-        code = _locked_run(ctx, session, lock_name, mode, max_holders, wait, purpose, argv,
-                           grace, conflict_exit_code)
+        code = _locked_run(session, parsed)
     finally:
         session.close()
     ctx.exit(code)
 
 
-def _command_argv(ctx: click.Context, command: Sequence[str], shell: str | None) -> list[str]:
-    args = list(command)
-    if args and args[0] == "--":
-        args = args[1:]
-    if shell is not None and args:
-        _fail(ctx, "give either -c 'SHELL CMD' or COMMAND ..., not both", EX_USAGE)
-    if shell is not None:
-        return ["/bin/sh", "-c", shell]
-    if not args:
-        _fail(ctx, "no command to run: zkflock run LOCK -- COMMAND ... "
-                   "(or -c 'SHELL CMD'); see 'zkflock run --help'", EX_USAGE)
-    return args
+def _info(request: InfoRequest) -> None:
+    if request.what == "help":
+        click.echo(RUN_HELP, nl=False)
+        return
+    from importlib.metadata import version
+
+    click.echo(f"zkflock run (zkflock {version('zkflock')})")
 
 
-def _make_lock(session: Session, name: str, mode: str, max_holders: int | None,
-               purpose: str) -> Lock:
-    if max_holders is not None:
-        return session.semaphore(name, max_leases=max_holders, purpose=purpose)
-    if mode == "shared":
-        return session.read_lock(name, purpose=purpose)
-    return session.lock(name, purpose=purpose)
+def _make_lock(session: Session, args: RunArgs, purpose: str) -> Lock:
+    if args.max_holders is not None:
+        return session.semaphore(args.lock, max_leases=args.max_holders, purpose=purpose)
+    if args.shared:
+        return session.read_lock(args.lock, purpose=purpose)
+    return session.lock(args.lock, purpose=purpose)
 
 
-def _locked_run(ctx: click.Context, session: Session, name: str, mode: str,
-                max_holders: int | None, wait: float | None, purpose: str, argv: list[str],
-                grace: float, conflict_code: int) -> int:
+def _verbose(args: RunArgs, message: str, *, err: bool = False) -> None:
+    # flock prints its timing and 'executing' lines on stdout, its failures on
+    # stderr; a script that reads them finds them in the same place.
+    if args.verbose:
+        stream = sys.stderr if err else sys.stdout
+        stream.write(f"zkflock: {message}\n")
+        stream.flush()
+
+
+def _locked_run(session: Session, args: RunArgs) -> int:
+    conflict_code = args.conflict_exit_code
     try:
-        lock = _make_lock(session, name, mode, max_holders, purpose)
+        lock = _make_lock(session, args, shlex.join(args.argv)[:_PURPOSE_MAX])
+        started = time.monotonic()
         with signals_interrupt():
-            acquired = lock.acquire(timeout=wait)
+            acquired = lock.acquire(timeout=args.wait)
         if not acquired:
-            click.echo(f"zkflock: error: {_busy_message(session, name, wait)}", err=True)
+            # Silent, as flock is: a script that asked for -n or -w expects to
+            # branch on the exit code, not to print to its user.
+            _verbose(args, _busy_message(session, args), err=True)
             return conflict_code
+        _verbose(args, f"getting lock took {time.monotonic() - started:.6f} seconds")
         try:
             env = dict(os.environ, ZKFLOCK_LOCK=lock.name, ZKFLOCK_TOKEN=str(lock.token))
-            proc = spawn(argv, env)
-            result = supervise(proc, lock, grace=grace)
+            _verbose(args, f"executing {args.argv[0]}")
+            proc = spawn(args.argv, env)
+            result = supervise(proc, lock, grace=args.grace)
         finally:
             lock.release()
     except (ZkflockError, OSError, KeyboardInterrupt) as err:
         code = error_exit_code(err, conflict_code)
         if not isinstance(err, KeyboardInterrupt):
-            click.echo(f"zkflock: error: {err}", err=True)
+            _error(str(err))
         return code
     if result.lock_lost:
         how = "SIGTERM, then SIGKILL" if result.killed else "SIGTERM"
-        click.echo(
-            f"zkflock: error: lock {lock.name!r} was lost while the command ran, so it was "
-            f"stopped with {how}; its work may overlap with the next holder's: check it, "
-            "then run it again", err=True)
+        _error(f"lock {lock.name!r} was lost while the command ran, so it was stopped with "
+               f"{how}; its work may overlap with the next holder's: check it, then run it "
+               "again")
     return result.exit_code
 
 
-def _busy_message(session: Session, name: str, wait: float | None) -> str:
+def _busy_message(session: Session, args: RunArgs) -> str:
+    """flock's words ('failed to get lock', 'timeout while waiting to get lock'),
+    then who holds it: what --verbose adds to a silent conflict."""
     try:
-        holders = [h for h in session.holders(name) if h.state == "holding"]
+        holders = [h for h in session.holders(args.lock) if h.state == "holding"]
     except ZkflockError:
         holders = []
     who = ", ".join(f"{h.host}:{h.pid}" for h in holders) or "another process"
-    waited = "is busy" if not wait else f"was not acquired within {wait:g} s"
-    return (f"lock {name!r} {waited} (held by {who}); retry later, wait with -w SECONDS, "
-            f"or see who holds it with 'zkflock status {name}'")
+    what = "failed to get lock" if not args.wait else "timeout while waiting to get lock"
+    return f"{what} {args.lock!r} (held by {who}; see 'zkflock status {args.lock}')"
 
 
 # -- status -------------------------------------------------------------------------
@@ -188,6 +191,8 @@ def _busy_message(session: Session, name: str, wait: float | None) -> str:
 @click.pass_context
 def status(ctx: click.Context, lock_name: str | None, json_output: bool) -> None:
     """Holders and waiters of LOCK (or of every lock), like lslocks(8)."""
+    from zkflock._session import connect
+
     with connect(_global(ctx, "hosts"), root=_global(ctx, "root")) as session:
         names = [lock_name] if lock_name else session.lock_names()
         rows = [h for name in names for h in session.holders(name)]
