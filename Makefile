@@ -9,9 +9,9 @@ BIN := $(VENV)/bin
 ZK_JAR := /usr/share/java/zookeeper.jar
 SERVER_DIR := .zkflock/server
 
-.PHONY: setup system-deps demo test lint torture bench slow clean distclean
+.PHONY: setup system-deps sharedfs-deps demo test lint torture torture-shared bench slow clean distclean
 
-setup: system-deps $(VENV)/.stamp
+setup: system-deps sharedfs-deps $(VENV)/.stamp
 
 # ZooKeeper 3.8 and Java 17 come from Debian's packages (default-jre-headless is
 # a dependency of zookeeper; it is named too in case java was removed since).
@@ -28,6 +28,23 @@ system-deps:
 	       $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q zookeeper default-jre-headless; } \
 	   || [ ! -f $(ZK_JAR) ] || ! command -v java >/dev/null 2>&1; then \
 	  echo "zkflock: could not install ZooKeeper: install the Debian packages 'zookeeper' and 'default-jre-headless' (Java 17), then run 'make setup' again" >&2; \
+	  exit 1; \
+	fi
+
+# GlusterFS (server and FUSE client) for the tests that mount one volume twice
+# (tests/test_shared_volume.py, zkflock torture --shared-volume). Installing
+# starts no daemon: the tests start glusterd themselves (_harness/sharedfs.py).
+sharedfs-deps:
+	@if command -v glusterd >/dev/null 2>&1 && command -v gluster >/dev/null 2>&1 \
+	   && command -v mount.glusterfs >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+	  echo "zkflock: GlusterFS is missing: as root, 'apt-get install -y glusterfs-server glusterfs-client', then run 'make setup' again (the shared-volume tests mount FUSE volumes, which needs root)" >&2; exit 1; \
+	fi; \
+	echo "zkflock: installing GlusterFS with apt-get"; \
+	if ! { apt-get update -q && \
+	       DEBIAN_FRONTEND=noninteractive apt-get install -y -q glusterfs-server glusterfs-client; } \
+	   || ! command -v glusterd >/dev/null 2>&1; then \
+	  echo "zkflock: could not install GlusterFS: install the Debian packages 'glusterfs-server' and 'glusterfs-client' (10.x), then run 'make setup' again" >&2; \
 	  exit 1; \
 	fi
 
@@ -57,6 +74,10 @@ lint: setup
 
 torture: setup
 	$(BIN)/zkflock torture --nemesis all --clients 4 --duration 60
+
+# The long shared-volume run: 4 clients, 2 per mount of one GlusterFS volume.
+torture-shared: setup
+	$(BIN)/zkflock torture --shared-volume --nemesis pause --clients 4 --duration 60
 
 bench: setup
 	$(BIN)/zkflock bench

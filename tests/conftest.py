@@ -11,8 +11,10 @@ import pytest
 from kazoo.client import KazooClient
 
 import zkflock
+from _sharedfs import SharedRoots, fresh_roots, gluster_volume
 from _workers import Spawner
 from zkflock import Session
+from zkflock._harness.sharedfs import GlusterVolume
 from zkflock._server.local import LocalZooKeeper
 
 # tickTime 200 ms lets tests ask for session timeouts down to 0.4 s (2 ticks),
@@ -125,3 +127,17 @@ def spawner(tmp_path: Path) -> Iterator[Spawner]:
     spawner = Spawner(tmp_path)
     yield spawner
     spawner.close()
+
+
+@pytest.fixture(scope="session")
+def shared_volume(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GlusterVolume]:
+    """A GlusterFS volume mounted three times (tests/_sharedfs.py: two default
+    mounts, one with a 2-s negative-lookup cache), torn down at the end."""
+    with gluster_volume(tmp_path_factory.mktemp("gluster")) as volume:
+        yield volume
+
+
+@pytest.fixture
+def shared_roots(shared_volume: GlusterVolume) -> SharedRoots:
+    """A fresh directory of the shared volume, as mounts a, b and cached show it."""
+    return fresh_roots(shared_volume)
