@@ -188,9 +188,15 @@ def _busy_message(session: Session, args: RunArgs) -> str:
 @click.command()
 @click.argument("lock_name", metavar="[LOCK]", required=False)
 @click.option("--json", "json_output", is_flag=True, help="Print a JSON list of holders.")
+@click.option("--watch", is_flag=True, help="A live view, redrawn as the locks change.")
 @click.pass_context
-def status(ctx: click.Context, lock_name: str | None, json_output: bool) -> None:
+def status(ctx: click.Context, lock_name: str | None, json_output: bool, watch: bool) -> None:
     """Holders and waiters of LOCK (or of every lock), like lslocks(8)."""
+    if watch:  # the live view lives in _cli/watch.py
+        from zkflock._cli.watch import watch_status
+
+        watch_status(ctx, lock_name, json_output)
+        return
     from zkflock._session import connect
 
     with connect(_global(ctx, "hosts"), root=_global(ctx, "root")) as session:

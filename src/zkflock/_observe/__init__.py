@@ -1,0 +1,1 @@
+"""Cluster-wide lock state for Prometheus (``zkflock exporter``)."""

@@ -1,0 +1,127 @@
+"""The cluster's lock state, read from ZooKeeper in one pipelined pass.
+
+Per lock under the namespace: holders and waiters by kind, when the oldest
+holder got it and when the oldest waiter queued. One pass costs one listing
+of the namespace, one listing per lock and one read of the first holder's
+and the first waiter's node per lock, each wave pipelined: about three round
+trips, whatever the number of locks. Who holds is decided from the node names
+by the locks' own pure ``decide``, exactly as the contenders decide it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from zkflock._errors import ConfigError
+from zkflock._locks.protocol import EXCLUSIVE, READ, SEMAPHORE, decide, queue
+from zkflock._names import decode_node_name
+from zkflock._zk.listing import NodeRead, list_children_many, read_many
+
+if TYPE_CHECKING:
+    from zkflock._session import Session
+
+#: The kinds as ``zkflock status`` names them (a node name cannot tell an
+#: exclusive lock from a write lock: both queue as ``x``).
+KINDS = {EXCLUSIVE: "exclusive", READ: "shared", SEMAPHORE: "semaphore"}
+
+
+@dataclass(frozen=True)
+class QueueSummary:
+    """Who holds and who waits in one lock's queue, from its children alone."""
+
+    holders: dict[str, int]  # kind -> how many
+    waiters: dict[str, int]
+    first_holder: str | None  # the node names to read for the ages
+    first_waiter: str | None
+
+
+@dataclass(frozen=True)
+class LockState:
+    """One lock in a snapshot; times are epoch seconds."""
+
+    name: str
+    holders: dict[str, int]
+    waiters: dict[str, int]
+    holder_since: float | None  # the oldest holder was granted then
+    waiter_since: float | None  # the oldest waiter queued then
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Every lock at one moment, and what reading them cost."""
+
+    taken_at: float  # epoch seconds, when the read began
+    locks: tuple[LockState, ...]
+    requests: int
+    seconds: float
+
+
+def summarize_queue(children: Sequence[str]) -> QueueSummary | None:
+    """Holders and waiters by kind (None when no contender is queued)."""
+    contenders = queue(children)
+    if not contenders:
+        return None
+    names = [c.name for c in contenders]
+    holders: dict[str, int] = {}
+    waiters: dict[str, int] = {}
+    first_holder = first_waiter = None
+    for contender in contenders:
+        try:
+            held = decide(names, contender.name).held
+        except ConfigError:  # a semaphore and a lock on one name: it waits for ever
+            held = False
+        counts = holders if held else waiters
+        kind = KINDS.get(contender.kind, contender.kind)
+        counts[kind] = counts.get(kind, 0) + 1
+        if held and first_holder is None:
+            first_holder = contender.name
+        elif not held and first_waiter is None:
+            first_waiter = contender.name
+    return QueueSummary(holders, waiters, first_holder, first_waiter)
+
+
+def holder_since(read: NodeRead) -> float:
+    """When a holder was granted: the ``acquired_at`` it recorded (as
+    ``zkflock status`` shows it), else when its node was last written."""
+    try:
+        info = json.loads(read.data.decode() or "{}")
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        info = None
+    value = info.get("acquired_at") if isinstance(info, dict) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return read.mtime
+
+
+def read_snapshot(session: Session) -> Snapshot:
+    """Every lock with a queue under the session's namespace, now."""
+    zk = session.zk
+    started, taken_at = time.monotonic(), time.time()
+    base = f"{session.settings.namespace}/locks"
+    (names,) = list_children_many(zk, [base])
+    names = sorted(names or [])
+    parents = [f"{base}/{n}" for n in names]
+    listings = list_children_many(zk, parents)
+    found: list[tuple[str, str, QueueSummary]] = []
+    for name, parent, kids in zip(names, parents, listings, strict=True):
+        summary = None if kids is None else summarize_queue(kids)
+        if summary is not None:
+            found.append((decode_node_name(name), parent, summary))
+    wanted = [f"{parent}/{node}" for _n, parent, s in found
+              for node in (s.first_holder, s.first_waiter) if node is not None]
+    reads = dict(zip(wanted, read_many(zk, wanted), strict=True))
+    locks = []
+    for name, parent, s in found:
+        held = reads.get(f"{parent}/{s.first_holder}") if s.first_holder else None
+        waiting = reads.get(f"{parent}/{s.first_waiter}") if s.first_waiter else None
+        locks.append(LockState(
+            name, s.holders, s.waiters,
+            None if held is None else holder_since(held),
+            None if waiting is None else waiting.ctime,
+        ))
+    return Snapshot(taken_at, tuple(locks), 1 + len(parents) + len(wanted),
+                    time.monotonic() - started)
