@@ -30,6 +30,7 @@ COMMAND_MODULES: Sequence[str] = (
     "zkflock._cli.bench",
     "zkflock._cli.locks",
     "zkflock._cli.demo",
+    "zkflock._cli.container",
 )
 
 
