@@ -7,15 +7,22 @@ time: timings live in ``make bench``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from zkflock._bench.delay import DelayPath
 from zkflock._bench.report import overtakes, summarize, summarize_run
 from zkflock._bench.scenarios import SCENARIOS, BenchConfig, contend
+from zkflock._bench.workers import node_of
+from zkflock._server.local import LocalZooKeeper
 from zkflock.cli import main
 
 QUICK = BenchConfig.quick()
@@ -80,8 +87,98 @@ def test_command_starts_its_own_server_and_writes_json_and_png(tmp_path: Path) -
         main, ["bench", "cpu", "--quick", "--force-sync", "no", "--out", str(tmp_path)]
     )
     assert result.exit_code == 0, result.output
-    assert "forceSync=no" in result.output
+    assert "loopback forceSync=no" in result.output
     assert "zkflock/raw cpu p50" in result.output
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["settings"]["no"]["summaries"]["cpu"]["cpu_us_per_cycle"]["zkflock"]["n"] > 0
+    summaries = saved["settings"]["loopback forceSync=no"]["summaries"]
+    assert summaries["cpu"]["cpu_us_per_cycle"]["zkflock"]["n"] > 0
+    assert "| cpu | zkflock/raw cpu p50 |" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_command_refuses_a_run_with_nothing_to_measure(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["bench", "--no-loopback", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "--no-loopback needs --delay or --ensemble" in result.output
+
+
+def test_workers_spread_over_the_nodes_and_keep_the_chroot() -> None:
+    hosts = "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3/chroot"
+    assert [node_of(hosts, i) for i in range(4)] == [
+        "127.0.0.1:1/chroot", "127.0.0.1:2/chroot", "127.0.0.1:3/chroot", "127.0.0.1:1/chroot"]
+    assert node_of("127.0.0.1:9", 5) == "127.0.0.1:9"
+
+
+# -- the delay path -------------------------------------------------------------
+
+
+def _echo_server() -> tuple[socket.socket, int]:
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = listener.accept()
+            with conn:
+                while data := conn.recv(65536):
+                    conn.sendall(data)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener, listener.getsockname()[1]
+
+
+def _early_round_trips(port: int, delay: float, count: int = 20) -> tuple[int, bytes]:
+    """Round trips through 127.0.0.1:port that came back sooner than the path
+    allows (twice ``delay``), and every byte echoed, in order."""
+    early = 0
+    echoed = []
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        for i in range(count):
+            message = f"message {i:03d} ".encode() * (1 + i * 50)  # up to ~14 kB
+            started = time.monotonic()
+            sock.sendall(message)
+            got = b""
+            while len(got) < len(message):
+                got += sock.recv(65536)
+            if time.monotonic() - started < 2 * delay:
+                early += 1
+            echoed.append(got)
+    return early, b"".join(echoed)
+
+
+def test_delay_path_holds_every_byte_both_ways_and_keeps_their_order() -> None:
+    """A lower bound, not a timing: load only makes bytes later, never earlier.
+    The same check against a path without delay shows it can fail."""
+    listener, port = _echo_server()
+    sent = b"".join(f"message {i:03d} ".encode() * (1 + i * 50) for i in range(20))
+    try:
+        with DelayPath([("127.0.0.1", port)], delay=0.02) as path:
+            early, echoed = _early_round_trips(path.ports[0], 0.02)
+            assert path.cpu_seconds() > 0
+        assert echoed == sent
+        assert early == 0
+    finally:
+        listener.close()
+    listener, port = _echo_server()  # the broken variant: no delay at all
+    try:
+        with DelayPath([("127.0.0.1", port)], delay=0.0) as undelayed:
+            early, echoed = _early_round_trips(undelayed.ports[0], 0.02)
+        assert echoed == sent
+        assert early > 0
+    finally:
+        listener.close()
+
+
+def test_hundred_on_an_ensemble_counts_every_nodes_notifications(
+    zk_ensemble: LocalZooKeeper,
+) -> None:
+    """Clients spread over three nodes, each notifying its own: one
+    notification per release only if every node's count is summed."""
+    summary = summarize("hundred", SCENARIOS["hundred"](zk_ensemble.hosts, QUICK))
+    for kind in ("zkflock", "kazoo"):
+        stats = summary["kinds"][kind]
+        assert 0.5 <= stats["notifications_per_release"] <= 1.05
+        assert stats["overlaps"] == 0
+        assert stats["fifo_overtakes"] == 0
+        assert stats["wait_ms"]["p50"] <= stats["wait_ms"]["p99"]
+        assert 0 < stats["memory_kib"]["private"] <= stats["memory_kib"]["rss"]
+    assert summary["ratios"]["zkflock/kazoo handoffs/s @hundred"] > 0

@@ -180,3 +180,21 @@ CONTENDERS: dict[str, type[Contender]] = {
     "rawlist": RawListContender,
     "naive": NaiveContender,
 }
+
+
+class PingContender(RawContender):
+    """One read (``exists`` of the root): the path's round trip, for the
+    delayed settings' report of what the path really adds."""
+
+    def __init__(self, hosts: str, name: str) -> None:
+        self._client = kazoo_client(hosts)
+
+    def acquire(self) -> int:
+        self._client.exists("/")
+        return 0
+
+    def release(self) -> None:
+        pass
+
+
+CONTENDERS["ping"] = PingContender

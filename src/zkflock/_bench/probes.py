@@ -10,10 +10,14 @@ import time
 from typing import Any
 
 
+def servers(hosts: str) -> list[str]:
+    """Each ``host:port`` of a hosts string, chroot dropped."""
+    return hosts.split("/", 1)[0].split(",")
+
+
 def four_letter(hosts: str, cmd: str, timeout: float = 5.0) -> str:
     """A four-letter word to the first server in ``hosts`` (chroot ignored)."""
-    first = hosts.split(",")[0].split("/")[0]
-    host, _, port = first.rpartition(":")
+    host, _, port = servers(hosts)[0].rpartition(":")
     with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout) as sock:
         sock.sendall(cmd.encode("ascii"))
         chunks = []
@@ -23,7 +27,13 @@ def four_letter(hosts: str, cmd: str, timeout: float = 5.0) -> str:
 
 
 def server_zxid(hosts: str) -> int:
-    for line in four_letter(hosts, "srvr").splitlines():
+    """The newest zxid any server in ``hosts`` has applied (on an ensemble the
+    leader's: a follower may be a commit behind)."""
+    return max(_zxid(server) for server in servers(hosts))
+
+
+def _zxid(server: str) -> int:
+    for line in four_letter(server, "srvr").splitlines():
         if line.startswith("Zxid:"):
             return int(line.split(":", 1)[1].strip(), 16)
     raise RuntimeError("srvr did not report a Zxid; is 'srvr' allowed (4lw.commands.whitelist)?")
@@ -33,12 +43,14 @@ _FIRED = re.compile(r"^zk_sum_node_(created|deleted|children|changed)_watch_coun
 
 
 def watches_fired(hosts: str) -> int:
-    """How many watch notifications the server has sent so far (from ``mntr``)."""
+    """How many watch notifications the servers in ``hosts`` have sent so far
+    (``mntr``; each server notifies its own clients, so all are summed)."""
     total = 0
-    for line in four_letter(hosts, "mntr").splitlines():
-        match = _FIRED.match(line)
-        if match:
-            total += int(match.group(2))
+    for server in servers(hosts):
+        for line in four_letter(server, "mntr").splitlines():
+            match = _FIRED.match(line)
+            if match:
+                total += int(match.group(2))
     return total
 
 

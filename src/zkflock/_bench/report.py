@@ -6,8 +6,10 @@ import itertools
 import statistics
 from typing import Any
 
-# (scenario, key in the summary's ratios, target, "<=" or ">=")
-TARGETS: list[tuple[str, str, float, str]] = [
+# (scenario, key in the summary's ratios, target, "<=" or ">="), per group
+# of settings (runner.Setting.targets); issue 14 set the delayed and the
+# ensemble ones.
+LOOPBACK_TARGETS: list[tuple[str, str, float, str]] = [
     ("uncontended", "zkflock/kazoo p50", 0.6, "<="),  # 0.75 with forceSync=yes, see below
     ("uncontended", "zkflock/raw p50", 1.25, "<="),
     ("contended", "zkflock/kazoo handoffs/s @2", 1.2, ">="),
@@ -20,6 +22,21 @@ TARGETS: list[tuple[str, str, float, str]] = [
     ("fenced", "fenced/plain throughput", 1 / 1.5, ">="),
     ("cpu", "zkflock/raw cpu p50", 1.2, "<="),
 ]
+TARGETS: dict[str, list[tuple[str, str, float, str]]] = {
+    "loopback": LOOPBACK_TARGETS,
+    "delayed": [  # 0.5 ms each way
+        ("uncontended", "zkflock/kazoo p50", 0.55, "<="),
+        ("contended", "zkflock/kazoo handoffs/s @2", 1.3, ">="),
+        ("contended", "zkflock/kazoo handoffs/s @4", 1.1, ">="),
+        ("contended", "zkflock/kazoo handoffs/s @8", 1.1, ">="),
+        ("contended", "zkflock/kazoo handoffs/s @16", 1.1, ">="),
+    ],
+    "ensemble": [
+        ("hundred", "zkflock/kazoo handoffs/s @hundred", 1.0, ">="),
+        ("hundred", "zkflock notifications/release @hundred", 1.05, "<="),
+    ],
+    "none": [],
+}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -64,11 +81,24 @@ def summarize_uncontended(raw: dict[str, Any]) -> dict[str, Any]:
         "cpu_us_per_cycle": cpu,
         "zxid_per_cycle": raw["zxid_per_cycle"],
         "ratios": ratios,
+        "ratio_spread": {
+            f"zkflock/{other} p50": round_ratios(raw["contenders"], "zkflock", other)
+            for other in ("kazoo", "raw") if other in lat
+        },
     }
+
+
+def round_ratios(contenders: dict[str, Any], a: str, b: str) -> dict[str, float]:
+    """p10/p50/p90 of the round-by-round ratio of ``a``'s median to ``b``'s:
+    how much the ratio of medians moves within the run."""
+    pairs = zip(contenders[a].get("round_p50_ns", []), contenders[b].get("round_p50_ns", []),
+                strict=True)
+    return spread([_ratio(x, y) for x, y in pairs])
 
 
 def summarize_run(run: dict[str, Any]) -> dict[str, Any]:
     times = run["grant_times"]
+    waits = [w * 1e3 for w in run.get("waits", [])]
     gaps = [(b - a) * 1e3 for a, b in itertools.pairwise(times)]
     span = times[-1] - times[0] if len(times) > 1 else 0.0
     handoffs = max(len(times) - 1, 0)
@@ -78,6 +108,7 @@ def summarize_run(run: dict[str, Any]) -> dict[str, Any]:
         "grants": run["grants"],
         "handoffs_per_s": _ratio(handoffs, span),
         "handoff_ms": spread(gaps),
+        "wait_ms": {"p50": pct(waits, 0.5), "p99": pct(waits, 0.99)},
         "fifo_overtakes": overtakes(run["tokens"]),
         "overlaps": run["overlaps"],
         "wakes_per_handoff": _ratio(run["wakes"], handoffs),
@@ -94,14 +125,19 @@ def summarize_contended(raw: dict[str, Any]) -> dict[str, Any]:
     procs = sorted({r["procs"] for r in runs})
     table = {}
     ratios = {}
+    ratio_spread = {}
     for n in procs:
-        z = statistics.median(_rates(runs, "zkflock", n))
-        k = statistics.median(_rates(runs, "kazoo", n))
+        zs, ks = _rates(runs, "zkflock", n), _rates(runs, "kazoo", n)
+        z, k = statistics.median(zs), statistics.median(ks)
         table[str(n)] = {"zkflock": z, "kazoo": k}
         ratios[f"zkflock/kazoo handoffs/s @{n}"] = _ratio(z, k)
+        # Repeat i of zkflock against repeat i of kazoo (they alternate first).
+        ratio_spread[f"zkflock/kazoo handoffs/s @{n}"] = spread(
+            [_ratio(a, b) for a, b in zip(zs, ks, strict=False)])
     zk_runs = [r for r in runs if r["kind"] == "zkflock"]
     return {
         "handoffs_per_s": table,
+        "ratio_spread": ratio_spread,
         "fifo_overtakes": sum(r["fifo_overtakes"] for r in zk_runs),
         "overlaps": sum(r["overlaps"] for r in runs),
         "runs": runs,
@@ -145,121 +181,25 @@ def summarize(scenario: str, raw: dict[str, Any]) -> dict[str, Any]:
         return summarize_contended(raw)
     if scenario == "herd":
         return summarize_herd(raw)
+    if scenario == "hundred":
+        from zkflock._bench.hundred import summarize_hundred  # it builds on this module
+
+        return summarize_hundred(raw)
     return dict(raw)  # many, fenced: already summarised by the scenario
 
 
-def check_targets(summaries: dict[str, dict[str, Any]], force_sync: bool) -> list[dict[str, Any]]:
+def check_targets(summaries: dict[str, dict[str, Any]], group: str,
+                  force_sync: bool) -> list[dict[str, Any]]:
+    """Each target of ``group`` whose ratio was measured: met or not."""
     out = []
-    for scenario, key, target, op in TARGETS:
+    for scenario, key, target, op in TARGETS[group]:
         ratios = summaries.get(scenario, {}).get("ratios", {})
         if key not in ratios:
             continue
-        if scenario == "uncontended" and key == "zkflock/kazoo p50" and force_sync:
+        if group == "loopback" and key == "zkflock/kazoo p50" and force_sync:
             target = 0.75
         value = ratios[key]
         met = value <= target if op == "<=" else value >= target
         out.append({"scenario": scenario, "ratio": key, "value": value,
                     "target": f"{op} {target:.2f}", "met": bool(met)})
     return out
-
-
-def table(results: dict[str, Any]) -> str:
-    """The ratios against their targets, one block per forceSync setting."""
-    lines = []
-    for fs, per in results["settings"].items():
-        lines.append(f"forceSync={fs}")
-        for row in per["targets"]:
-            mark = "ok  " if row["met"] else "MISS"
-            lines.append(f"  {mark} {row['scenario']:<11} {row['ratio']:<32} "
-                         f"{row['value']:8.3f}  target {row['target']}")
-        for scenario, summary in per["summaries"].items():
-            if "skipped" in summary:
-                lines.append(f"  skip {scenario}: {summary['skipped']}")
-        lines.extend(_facts(per["summaries"]))
-    return "\n".join(lines)
-
-
-def _facts(summaries: dict[str, Any]) -> list[str]:
-    lines = []
-    if "uncontended" in summaries and "latency_ms" in summaries["uncontended"]:
-        u = summaries["uncontended"]
-        for kind, s in u["latency_ms"].items():
-            lines.append(f"       uncontended {kind:<8} p10/p50/p90 "
-                         f"{s['p10']:.3f}/{s['p50']:.3f}/{s['p90']:.3f} ms, "
-                         f"cpu p50 {u['cpu_us_per_cycle'][kind]['p50']:.0f} us, "
-                         f"zxid/cycle {u['zxid_per_cycle'][kind]:.2f}")
-    for name in ("uncontended", "cpu"):
-        ratios = summaries.get(name, {}).get("ratios", {})
-        if "zkflock/rawlist p50" in ratios:
-            lines.append(f"       {name} against the rawlist floor: latency "
-                         f"{ratios['zkflock/rawlist p50']:.3f}x, cpu "
-                         f"{ratios['zkflock/rawlist cpu p50']:.3f}x")
-    if "contended" in summaries and "handoffs_per_s" in summaries["contended"]:
-        c = summaries["contended"]
-        for n, row in c["handoffs_per_s"].items():
-            lines.append(f"       contended @{n:<3} handoffs/s zkflock {row['zkflock']:.0f} "
-                         f"kazoo {row['kazoo']:.0f}")
-        lines.append(f"       contended FIFO overtakes {c['fifo_overtakes']}, "
-                     f"overlaps {c['overlaps']}")
-    if "herd" in summaries and "runs" in summaries["herd"]:
-        h = summaries["herd"]
-        lines.append(f"       herd handoffs/s {h['handoffs_per_s']}; notifications/release "
-                     f"{h['notifications_per_release']}; zxid/uncontended cycle "
-                     f"{h['zxid_per_uncontended_cycle']:.2f}")
-    for name in ("many", "fenced"):
-        if name in summaries and "facts" in summaries[name]:
-            lines.append(f"       {name}: {summaries[name]['facts']}")
-    return lines
-
-
-def plot(results: dict[str, Any], path: str) -> None:
-    """Latency, throughput and notifications against contenders, per forceSync."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    settings = results["settings"]
-    fig, axes = plt.subplots(len(settings), 5, figsize=(25, 4.5 * len(settings)), squeeze=False)
-    for row, (fs, per) in zip(axes, settings.items(), strict=True):
-        s = per["summaries"]
-        if "latency_ms" in s.get("uncontended", {}):
-            _bars(row[0], s["uncontended"]["latency_ms"], "ms",
-                  f"uncontended cycle latency (forceSync={fs})")
-        if "handoffs_per_s" in s.get("contended", {}):
-            tab = s["contended"]["handoffs_per_s"]
-            xs = [int(n) for n in tab]
-            for kind in ("zkflock", "kazoo"):
-                row[1].plot(xs, [tab[str(n)][kind] for n in xs], marker="o", label=kind)
-            row[1].set_xscale("log", base=2)
-            row[1].set(xticks=xs, xticklabels=[str(x) for x in xs], ylim=(0, None),
-                       xlabel="processes", ylabel="handoffs/s",
-                       title=f"contended throughput (forceSync={fs})")
-            row[1].legend()
-        if "notifications_per_release" in s.get("herd", {}):
-            h = s["herd"]
-            vals = {k: v for k, v in h["notifications_per_release"].items() if v is not None}
-            row[2].bar(list(vals), list(vals.values()), color=["tab:blue", "tab:red"][: len(vals)])
-            row[2].set(ylabel="watch notifications per release",
-                       title=f"herd: {h['waiters']} waiters (forceSync={fs})")
-        if "cpu_us_per_cycle" in s.get("cpu", {}):
-            _bars(row[3], s["cpu"]["cpu_us_per_cycle"], "us",
-                  f"client CPU per uncontended cycle (forceSync={fs})")
-        kinds = {k: v for name in ("many", "fenced")
-                 for k, v in s.get(name, {}).get("latency_ms", {}).items()}
-        if kinds:
-            _bars(row[4], kinds, "ms", f"lock_many and fenced append (forceSync={fs})")
-            row[4].set_yscale("log")
-            row[4].tick_params(axis="x", labelrotation=30)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-
-
-def _bars(ax: Any, stats: dict[str, dict[str, float]], unit: str, title: str) -> None:
-    kinds = list(stats)
-    p50 = [stats[k]["p50"] for k in kinds]
-    err = [[stats[k]["p50"] - stats[k]["p10"] for k in kinds],
-           [stats[k]["p90"] - stats[k]["p50"] for k in kinds]]
-    ax.bar(kinds, p50, yerr=err, capsize=6, color="tab:blue")
-    ax.set(ylabel=f"p50 {unit} (bars: p10..p90)", title=title)

@@ -10,21 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from zkflock._bench.probes import server_zxid, watches_fired
+from zkflock._bench.hundred import hundred
+from zkflock._bench.probes import servers
 from zkflock._bench.report import spread
-from zkflock._bench.workers import (
-    Worker,
-    interleaved,
-    shared_counters,
-    start_workers,
-    stop_workers,
-    unique_name,
-)
+from zkflock._bench.runs import contend, zxid_per_cycle
+from zkflock._bench.workers import interleaved, start_workers, stop_workers, unique_name
 
 
 @dataclass(frozen=True)
@@ -44,33 +38,28 @@ class BenchConfig:
     many: tuple[int, ...] = (10, 100)
     many_rounds: int = 10
     fenced_cycles: int = 50
+    hundred: int = 100  # processes on one lock in ``hundred``
 
     @classmethod
     def quick(cls) -> BenchConfig:
         return cls(
             warmup=5, batch=10, rounds=2, zxid_cycles=5, procs=(2, 4), herd=8, herd_base=2,
             loop_warmup=0.2, loop_seconds=0.8, repeats=1, many=(3, 10), many_rounds=2,
-            fenced_cycles=5,
+            fenced_cycles=5, hundred=6,
         )
-
-
-def _zxid_per_cycle(worker: Worker, hosts: str, cycles: int) -> float:
-    """Transactions per uncontended cycle, read from the server: nothing else
-    writes meanwhile (the other workers are idle; pings are not transactions)."""
-    before = server_zxid(hosts)
-    worker.send("batch", cycles)
-    worker.result()
-    return (server_zxid(hosts) - before) / cycles
 
 
 def uncontended(hosts: str, cfg: BenchConfig, kinds: tuple[str, ...] = ()) -> dict[str, Any]:
     kinds = kinds or ("zkflock", "kazoo", "raw", "rawlist")
-    workers = start_workers([(k, unique_name(f"u-{k}")) for k in kinds], hosts)
+    # On an ensemble, each contender once per node: the same placements.
+    per_kind = len(servers(hosts))
+    specs = [(k, unique_name(f"u-{k}")) for k in kinds for _ in range(per_kind)]
+    workers = start_workers(specs, hosts)
     try:
         result: dict[str, Any] = {"contenders": interleaved(workers, cfg), "zxid_per_cycle": {}}
         for worker in workers:
-            result["zxid_per_cycle"][worker.kind] = _zxid_per_cycle(worker, hosts, cfg.zxid_cycles)
-        result["batch"], result["rounds"] = cfg.batch, cfg.rounds
+            result["zxid_per_cycle"][worker.kind] = zxid_per_cycle(worker, hosts, cfg.zxid_cycles)
+        result["batch"], result["rounds"] = cfg.batch * per_kind, cfg.rounds
         return result
     finally:
         stop_workers(workers)
@@ -78,39 +67,6 @@ def uncontended(hosts: str, cfg: BenchConfig, kinds: tuple[str, ...] = ()) -> di
 
 def cpu(hosts: str, cfg: BenchConfig) -> dict[str, Any]:
     return uncontended(hosts, cfg, kinds=("zkflock", "raw", "rawlist"))
-
-
-def contend(hosts: str, kind: str, procs: int, cfg: BenchConfig) -> dict[str, Any]:
-    """``procs`` processes of one contender on one lock: every grant, merged
-    in grant order, plus the server's watch notifications meanwhile."""
-    shared = shared_counters()
-    workers = start_workers([(kind, unique_name("c"))] * procs, hosts, shared)
-    try:
-        _run_loop(workers, cfg.loop_warmup)
-        fired0 = watches_fired(hosts)
-        results = _run_loop(workers, cfg.loop_seconds)
-        fired = watches_fired(hosts) - fired0
-    finally:
-        stop_workers(workers)
-    grants = sorted(g for r in results for g in r["grants"])
-    return {
-        "kind": kind,
-        "procs": procs,
-        "seconds": cfg.loop_seconds,
-        "grants": len(grants),
-        "grant_times": [g[2] for g in grants],
-        "tokens": [g[1] for g in grants],
-        "overlaps": sum(r["overlaps"] for r in results),
-        "wakes": sum(r["wakes"] for r in results),
-        "server_notifications": fired,
-    }
-
-
-def _run_loop(workers: list[Worker], seconds: float) -> list[dict[str, Any]]:
-    until = time.monotonic() + 0.05 + seconds
-    for worker in workers:
-        worker.send("loop", until)
-    return [worker.result(timeout=seconds + 120) for worker in workers]
 
 
 def contended(hosts: str, cfg: BenchConfig) -> dict[str, Any]:
@@ -133,7 +89,7 @@ def herd(hosts: str, cfg: BenchConfig) -> dict[str, Any]:
     try:
         single.send("batch", cfg.warmup)
         single.result()
-        zxid = _zxid_per_cycle(single, hosts, cfg.zxid_cycles)
+        zxid = zxid_per_cycle(single, hosts, cfg.zxid_cycles)
     finally:
         stop_workers([single])
     return {"runs": runs, "waiters": cfg.herd, "base": cfg.herd_base, "zxid_per_cycle": zxid}
@@ -178,54 +134,10 @@ SCENARIOS: dict[str, Callable[[str, BenchConfig], dict[str, Any]]] = {
     "many": many,
     "fenced": fenced,
     "cpu": cpu,
+    "hundred": hundred,
 }
+"""Every scenario by name: ``name(hosts, cfg) -> raw samples``. A scenario of
+another module is registered here with one line; ``summarize`` passes on the
+raw samples of a scenario it does not know, so its own summary can be them."""
 
-
-def run_bench(
-    scenarios: list[str],
-    cfg: BenchConfig,
-    *,
-    force_sync: tuple[bool, ...] = (False, True),
-    hosts: str | None = None,
-    progress: Callable[[str], None] = lambda _: None,
-) -> dict[str, Any]:
-    """Run ``scenarios`` on a fresh local ZooKeeper per forceSync setting (or
-    on ``hosts``, whose forceSync we cannot know), and summarise them."""
-    import tempfile
-
-    from zkflock._bench.probes import machine
-    from zkflock._bench.report import check_targets, summarize
-    from zkflock._server.local import LocalZooKeeper
-
-    results: dict[str, Any] = {"meta": machine() | {"config": cfg.__dict__}, "settings": {}}
-    settings: tuple[bool | None, ...] = (None,) if hosts else force_sync
-    for fs in settings:
-        label = "unknown (--hosts)" if fs is None else ("yes" if fs else "no")
-        summaries: dict[str, Any] = {}
-        raws: dict[str, Any] = {}
-        with tempfile.TemporaryDirectory(prefix="zkflock-bench-") as tmp:
-            server = None
-            if fs is not None:
-                # 64 herd waiters are 64 sessions from one address: lift
-                # ZooKeeper's default cap of 60 connections per client IP.
-                server = LocalZooKeeper(tmp, tick_time=500, force_sync=fs,
-                                        extra_config={"maxClientCnxns": "0"}).start()
-            try:
-                target = hosts or (server.hosts if server else "")
-                for name in scenarios:
-                    progress(f"forceSync={label}: {name} ...")
-                    started = time.monotonic()
-                    raws[name] = SCENARIOS[name](target, cfg)
-                    summaries[name] = summarize(name, raws[name])
-                    progress(f"forceSync={label}: {name} done in "
-                             f"{time.monotonic() - started:.0f} s")
-            finally:
-                if server is not None:
-                    server.stop()
-        results["settings"][label] = {
-            "summaries": summaries,
-            "targets": check_targets(summaries, fs is True),
-            "raw": raws,
-        }
-    results["meta"]["loadavg_after"] = machine()["loadavg"]
-    return results
+__all__ = ["SCENARIOS", "BenchConfig", "contend"]

@@ -7,6 +7,7 @@ import itertools
 import multiprocessing as mp
 import os
 import random
+import statistics
 import time
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
@@ -36,16 +37,34 @@ def _batch(contender: Contender, cycles: int) -> dict[str, Any]:
     return {"lat_ns": lat, "cpu_s": time.process_time() - cpu0}
 
 
+def memory_kib() -> dict[str, int]:
+    """This process's resident memory (``/proc/self/smaps_rollup``): ``rss``,
+    ``pss`` (shared pages split between their users) and ``private`` (what
+    this process alone costs: forked workers share the parent's pages)."""
+    fields: dict[str, int] = {}
+    with open("/proc/self/smaps_rollup") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if rest.strip().endswith("kB"):
+                fields[key] = int(rest.split()[0])
+    private = fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
+    return {"rss": fields.get("Rss", 0), "pss": fields.get("Pss", 0), "private": private}
+
+
 def _loop(contender: Contender, until: float, shared: Any) -> dict[str, Any]:
     """Contend until ``until`` (monotonic, shared by all workers); record every
-    grant as (grant order, token, time). ``shared`` = [grant counter, holder]."""
+    grant as (grant order, token, time) and its wait (seconds from asking to
+    holding). ``shared`` = [grant counter, holder]."""
     grants = []
+    waits = []
     overlaps = 0
     me = os.getpid()
     wakes0 = contender.wakes
     while time.monotonic() < until:
+        asked = time.monotonic()
         token = contender.acquire()
         now = time.monotonic()
+        waits.append(now - asked)
         # We hold the lock, so nobody else touches these: a second holder
         # would show up here as an overlap.
         if shared[1] != 0:
@@ -55,7 +74,8 @@ def _loop(contender: Contender, until: float, shared: Any) -> dict[str, Any]:
         grants.append((int(shared[0]), token, now))
         shared[1] = 0
         contender.release()
-    return {"grants": grants, "overlaps": overlaps, "wakes": contender.wakes - wakes0}
+    return {"grants": grants, "waits": waits, "overlaps": overlaps,
+            "wakes": contender.wakes - wakes0, "memory_kib": memory_kib()}
 
 
 def make_contender(kind: str, hosts: str, name: str) -> Contender:
@@ -122,12 +142,25 @@ class Worker:
         self._conn.close()
 
 
+def node_of(hosts: str, index: int) -> str:
+    """The ``index``-th worker's hosts: with several servers in ``hosts``, one
+    of them in turn (clients spread evenly over an ensemble's nodes rather
+    than where the client's random pick puts them), chroot kept."""
+    servers, slash, chroot = hosts.partition("/")
+    nodes = servers.split(",")
+    return nodes[index % len(nodes)] + slash + chroot
+
+
 def start_workers(specs: list[tuple[str, str]], hosts: str, shared: Any = None) -> list[Worker]:
-    """Start one worker per (kind, lock name) and wait until each is connected."""
+    """Start one worker per (kind, lock name), spread over the servers in
+    ``hosts`` (``node_of``), and wait until each is connected."""
     workers: list[Worker] = []
+    per_kind: dict[str, int] = {}
     try:
         for kind, name in specs:
-            workers.append(Worker(kind, hosts, name, shared))
+            # Counted per kind, so every contender gets the same placement.
+            index = per_kind[kind] = per_kind.get(kind, -1) + 1
+            workers.append(Worker(kind, node_of(hosts, index), name, shared))
         for worker in workers:
             worker.wait_ready()
     except BaseException:
@@ -159,11 +192,18 @@ def interleaved(workers: list[Worker], cfg: BenchConfig) -> dict[str, Any]:
         worker.send("batch", cfg.warmup)
     for worker in workers:
         worker.result()
-    out: dict[str, Any] = {w.kind: {"lat_ns": [], "cpu_per_cycle_s": []} for w in workers}
+    out: dict[str, Any] = {
+        w.kind: {"lat_ns": [], "cpu_per_cycle_s": [], "round_p50_ns": []} for w in workers
+    }
     for _ in range(cfg.rounds):
+        this_round: dict[str, list[int]] = {kind: [] for kind in out}
         for worker in random.sample(workers, len(workers)):
             worker.send("batch", cfg.batch)
             res = worker.result()
-            out[worker.kind]["lat_ns"].extend(res["lat_ns"])
+            this_round[worker.kind].extend(res["lat_ns"])
             out[worker.kind]["cpu_per_cycle_s"].append(res["cpu_s"] / cfg.batch)
+        for kind, lat in this_round.items():
+            out[kind]["lat_ns"].extend(lat)
+            # Each round's median: ratios round by round give the spread.
+            out[kind]["round_p50_ns"].append(statistics.median(lat))
     return out
