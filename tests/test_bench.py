@@ -153,7 +153,6 @@ def test_delay_path_holds_every_byte_both_ways_and_keeps_their_order() -> None:
     try:
         with DelayPath([("127.0.0.1", port)], delay=0.02) as path:
             early, echoed = _early_round_trips(path.ports[0], 0.02)
-            assert path.cpu_seconds() > 0
         assert echoed == sent
         assert early == 0
     finally:
