@@ -92,7 +92,7 @@ def test_scrape_carries_exactly_the_counts_of_a_known_sequence(
     assert during[("zkflock_locks_held", ex)] == 1
     assert m[("zkflock_lock_acquires_total", labels(kind="exclusive", outcome="acquired"))] == 4
     assert m[("zkflock_lock_acquires_total", labels(kind="exclusive", outcome="timed_out"))] == 1
-    assert ("zkflock_lock_acquires_total", labels(kind="exclusive", outcome="cancelled")) not in m
+    assert m[("zkflock_lock_acquires_total", labels(kind="exclusive", outcome="cancelled"))] == 0
     assert m[("zkflock_lock_lost_total", ex)] == 1
     assert m[("zkflock_locks_held", ex)] == 0
     assert m[("zkflock_locks_waiting", ex)] == 0
@@ -193,3 +193,19 @@ def test_without_prometheus_client_the_observer_says_what_to_install() -> None:
                          timeout=60, check=True)
     assert "refused:" in out.stdout
     assert "pip install 'zkflock[metrics]'" in out.stdout
+
+
+def test_observer_benchmark_smoke(zk_hosts: str) -> None:
+    # The quick form of `zkflock bench observer`: every figure is there and sane.
+    from zkflock._bench.scenarios import SCENARIOS, BenchConfig
+
+    result = SCENARIOS["observer"](zk_hosts, BenchConfig.quick())
+    assert set(result["ratios"]) == {"empty/noop p50", "empty/noop cpu p50",
+                                     "prometheus/noop p50", "prometheus/noop cpu p50"}
+    assert all(0 < r < float("inf") for r in result["ratios"].values())
+    assert result["event_pair_us"]["noop"] == 0
+    assert result["event_pair_us"]["prometheus"] > 0
+    exporter = result["exporter"]
+    assert exporter["locks"] == 20  # each with one holder and two waiters
+    # 1 namespace listing + a listing per lock parent + 2 node reads per lock.
+    assert exporter["requests_per_read"] >= 1 + 20 + 2 * 20

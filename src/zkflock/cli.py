@@ -31,6 +31,7 @@ COMMAND_MODULES: Sequence[str] = (
     "zkflock._cli.locks",
     "zkflock._cli.demo",
     "zkflock._cli.container",
+    "zkflock._cli.exporter",
 )
 
 

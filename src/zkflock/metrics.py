@@ -100,6 +100,23 @@ def _prometheus() -> Any:
     return prometheus_client
 
 
+class _LockSeries:
+    """The labelled children of one (kind[, lock]) label set."""
+
+    __slots__ = ("acquired", "cancelled", "held", "hold", "lost", "timed_out", "wait",
+                 "waiting")
+
+    def __init__(self, owner: PrometheusObserver, labels: tuple[str, ...]) -> None:
+        self.wait = owner._wait.labels(*labels)
+        self.hold = owner._hold.labels(*labels)
+        self.held = owner._held.labels(*labels)
+        self.waiting = owner._waiting.labels(*labels)
+        self.lost = owner._lost.labels(*labels)
+        self.acquired = owner._acquires.labels(*labels, "acquired")
+        self.timed_out = owner._acquires.labels(*labels, "timed_out")
+        self.cancelled = owner._acquires.labels(*labels, "cancelled")
+
+
 class PrometheusObserver(Observer):
     """Prometheus metrics of this process's locks, fenced commits and sessions.
 
@@ -125,6 +142,7 @@ class PrometheusObserver(Observer):
         prom = _prometheus()
         reg = prom.REGISTRY if registry is None else registry
         self._names = lock_names
+        self._cache: dict[tuple[str, str], _LockSeries] = {}
         lock = ("kind", "lock") if lock_names else ("kind",)
         file = ("file", "outcome") if lock_names else ("outcome",)
         self._wait = prom.Histogram(
@@ -162,39 +180,45 @@ class PrometheusObserver(Observer):
             if not lock_names:
                 self._commits.labels(outcome)
 
-    def _labels(self, kind: str, name: str) -> tuple[str, ...]:
-        return (kind, name) if self._names else (kind,)
+    def _series(self, kind: str, name: str) -> _LockSeries:
+        # prometheus_client's labels() costs a lock and a dict per call: each
+        # event would pay it up to four times. Resolved once per label set.
+        key = (kind, name) if self._names else (kind, "")
+        found = self._cache.get(key)
+        if found is None:
+            found = self._cache[key] = _LockSeries(self, key[: 2 if self._names else 1])
+        return found
 
     def acquire_started(self, kind: str, name: str) -> None:
-        self._waiting.labels(*self._labels(kind, name)).inc()
+        self._series(kind, name).waiting.inc()
 
     def acquired(self, kind: str, name: str, wait: float) -> None:
-        labels = self._labels(kind, name)
-        self._waiting.labels(*labels).dec()
-        self._held.labels(*labels).inc()
-        self._wait.labels(*labels).observe(wait)
-        self._acquires.labels(*labels, "acquired").inc()
+        s = self._series(kind, name)
+        s.waiting.dec()
+        s.held.inc()
+        s.wait.observe(wait)
+        s.acquired.inc()
 
     def timed_out(self, kind: str, name: str, wait: float) -> None:
-        labels = self._labels(kind, name)
-        self._waiting.labels(*labels).dec()
-        self._acquires.labels(*labels, "timed_out").inc()
+        s = self._series(kind, name)
+        s.waiting.dec()
+        s.timed_out.inc()
 
     def cancelled(self, kind: str, name: str, wait: float) -> None:
-        labels = self._labels(kind, name)
-        self._waiting.labels(*labels).dec()
-        self._acquires.labels(*labels, "cancelled").inc()
+        s = self._series(kind, name)
+        s.waiting.dec()
+        s.cancelled.inc()
 
     def released(self, kind: str, name: str, held: float) -> None:
-        labels = self._labels(kind, name)
-        self._held.labels(*labels).dec()
-        self._hold.labels(*labels).observe(held)
+        s = self._series(kind, name)
+        s.held.dec()
+        s.hold.observe(held)
 
     def lost(self, kind: str, name: str, reason: str) -> None:
         # The reason is free text: a label of it could grow without bound.
-        labels = self._labels(kind, name)
-        self._held.labels(*labels).dec()
-        self._lost.labels(*labels).inc()
+        s = self._series(kind, name)
+        s.held.dec()
+        s.lost.inc()
 
     def committed(self, name: str, outcome: str, seconds: float) -> None:
         labels = (name, outcome) if self._names else (outcome,)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from zkflock._bench.hundred import hundred
+from zkflock._bench.observer import observer
 from zkflock._bench.probes import servers
 from zkflock._bench.report import spread
 from zkflock._bench.runs import contend, zxid_per_cycle
@@ -135,6 +136,7 @@ SCENARIOS: dict[str, Callable[[str, BenchConfig], dict[str, Any]]] = {
     "fenced": fenced,
     "cpu": cpu,
     "hundred": hundred,
+    "observer": observer,
 }
 """Every scenario by name: ``name(hosts, cfg) -> raw samples``. A scenario of
 another module is registered here with one line; ``summarize`` passes on the
