@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from _workers import Spawner
 from zkflock import Session
 from zkflock._observe.exporter import ClusterCollector
-from zkflock._observe.snapshot import summarize_queue
+from zkflock._observe.snapshot import GrantMemory, summarize_queue
 
 BOUND = 30.0
 NAME = "data/data.txt"
@@ -93,7 +93,13 @@ def test_exporter_shows_one_holder_and_two_waiters_of_other_processes(
 
     holder.kill()  # no release: the server expires its session, the next one holds
     _until(lambda: scrape(port)[("zkflock_lock_waiters", ex)] == 1, "the handoff")
-    assert scrape(port)[("zkflock_lock_holders", ex)] == 1
+    m = scrape(port)
+    assert m[("zkflock_lock_holders", ex)] == 1
+    # The new holder waited, so it recorded no grant time: the exporter dates
+    # the grant to the read that first showed it holding. Dated by its
+    # queued-at instead, it would look older than the waiter queued after it.
+    assert (m[("zkflock_lock_holder_age_seconds", lock_labels(lock=NAME))]
+            < m[("zkflock_lock_oldest_waiter_age_seconds", lock_labels(lock=NAME))])
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=BOUND)
     assert proc.returncode == 0
@@ -143,3 +149,15 @@ def test_queue_summary_counts_holders_and_waiters_by_kind(
     assert (summary.holders, summary.waiters) == (holders, waiters)
     assert summary.first_holder is not None
     assert summary.first_waiter is not None
+
+
+def test_grant_memory_dates_a_grant_only_after_seeing_the_node_wait() -> None:
+    memory = GrantMemory()
+    memory.update(waiting={"/l/b"}, holding={"/l/a"}, now=10.0)
+    assert memory.granted_at("/l/a") is None  # first seen holding: unknown
+    memory.update(waiting=set(), holding={"/l/b"}, now=20.0)
+    assert memory.granted_at("/l/b") == 20.0  # seen waiting, now holding
+    memory.update(waiting=set(), holding={"/l/b"}, now=30.0)
+    assert memory.granted_at("/l/b") == 20.0  # kept while it holds
+    memory.update(waiting=set(), holding=set(), now=40.0)
+    assert memory.granted_at("/l/b") is None  # forgotten once gone

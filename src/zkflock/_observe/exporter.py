@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from zkflock._errors import ConfigError, ZkflockError
-from zkflock._observe.snapshot import Snapshot, read_snapshot
+from zkflock._observe.snapshot import GrantMemory, Snapshot, read_snapshot
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -76,10 +76,11 @@ class ClusterCollector:
     session's namespace, read at most once per ``interval`` seconds."""
 
     def __init__(self, session: Session, *, interval: float,
-                 read: Callable[[Session], Snapshot] = read_snapshot) -> None:
+                 read: Callable[[Session, GrantMemory], Snapshot] = read_snapshot) -> None:
         self._session = session
         self._interval = interval
         self._read = read
+        self._memory = GrantMemory()
         self._mutex = threading.Lock()  # concurrent scrapes share one read
         self._snapshot: Snapshot | None = None
         self._up = False
@@ -98,7 +99,7 @@ class ClusterCollector:
                 self._read_at = now
                 self.reads += 1
                 try:
-                    self._snapshot, self._up = self._read(self._session), True
+                    self._snapshot, self._up = self._read(self._session, self._memory), True
                 except ZkflockError as exc:
                     # Served as zkflock_exporter_up 0; no stale lock state.
                     log.warning("reading the locks failed: %s", exc)

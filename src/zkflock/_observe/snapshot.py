@@ -6,6 +6,14 @@ of the namespace, one listing per lock and one read of the first holder's
 and the first waiter's node per lock, each wave pipelined: about three round
 trips, whatever the number of locks. Who holds is decided from the node names
 by the locks' own pure ``decide``, exactly as the contenders decide it.
+
+A holder's age: a lock granted at once records ``acquired_at`` in its node;
+one granted after waiting records nothing (that write would cost every
+handoff a request and wake the next waiter for nothing), so the reader
+remembers which nodes it saw waiting and dates a grant to the first read
+that shows it (accurate to the interval between reads). A holder first seen
+already holding, without ``acquired_at``, is dated by its queued-at: an upper
+bound on its age.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ class QueueSummary:
     waiters: dict[str, int]
     first_holder: str | None  # the node names to read for the ages
     first_waiter: str | None
+    waiting: tuple[str, ...] = ()  # every waiter's node name
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,7 @@ def summarize_queue(children: Sequence[str]) -> QueueSummary | None:
     holders: dict[str, int] = {}
     waiters: dict[str, int] = {}
     first_holder = first_waiter = None
+    waiting = []
     for contender in contenders:
         try:
             held = decide(names, contender.name).held
@@ -79,14 +89,34 @@ def summarize_queue(children: Sequence[str]) -> QueueSummary | None:
         counts[kind] = counts.get(kind, 0) + 1
         if held and first_holder is None:
             first_holder = contender.name
-        elif not held and first_waiter is None:
-            first_waiter = contender.name
-    return QueueSummary(holders, waiters, first_holder, first_waiter)
+        if not held:
+            waiting.append(contender.name)
+            first_waiter = first_waiter or contender.name
+    return QueueSummary(holders, waiters, first_holder, first_waiter, tuple(waiting))
 
 
-def holder_since(read: NodeRead) -> float:
-    """When a holder was granted: the ``acquired_at`` it recorded (as
-    ``zkflock status`` shows it), else when its node was last written."""
+class GrantMemory:
+    """Which nodes a reader saw waiting, and when it first saw them holding."""
+
+    def __init__(self) -> None:
+        self._waiting: set[str] = set()
+        self._granted: dict[str, float] = {}
+
+    def update(self, waiting: set[str], holding: set[str], now: float) -> None:
+        """Record one read: ``waiting`` and (first) ``holding`` node paths."""
+        granted = {n: t for n, t in self._granted.items() if n in holding}
+        for node in holding - granted.keys():
+            if node in self._waiting:
+                granted[node] = now
+        self._granted, self._waiting = granted, waiting
+
+    def granted_at(self, node: str) -> float | None:
+        return self._granted.get(node)
+
+
+def holder_since(read: NodeRead, granted_at: float | None = None) -> float:
+    """When a holder was granted: the ``acquired_at`` it recorded, else when a
+    reader first saw it holding after waiting, else when it queued."""
     try:
         info = json.loads(read.data.decode() or "{}")
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -94,11 +124,12 @@ def holder_since(read: NodeRead) -> float:
     value = info.get("acquired_at") if isinstance(info, dict) else None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    return read.mtime
+    return granted_at if granted_at is not None else read.ctime
 
 
-def read_snapshot(session: Session) -> Snapshot:
-    """Every lock with a queue under the session's namespace, now."""
+def read_snapshot(session: Session, memory: GrantMemory | None = None) -> Snapshot:
+    """Every lock with a queue under the session's namespace, now. Pass the
+    same ``memory`` to every read to date the grants of holders that waited."""
     zk = session.zk
     started, taken_at = time.monotonic(), time.time()
     base = f"{session.settings.namespace}/locks"
@@ -114,13 +145,18 @@ def read_snapshot(session: Session) -> Snapshot:
     wanted = [f"{parent}/{node}" for _n, parent, s in found
               for node in (s.first_holder, s.first_waiter) if node is not None]
     reads = dict(zip(wanted, read_many(zk, wanted), strict=True))
+    memory = memory or GrantMemory()
+    memory.update({f"{parent}/{n}" for _n, parent, s in found for n in s.waiting},
+                  {f"{parent}/{s.first_holder}" for _n, parent, s in found if s.first_holder},
+                  taken_at)
     locks = []
     for name, parent, s in found:
-        held = reads.get(f"{parent}/{s.first_holder}") if s.first_holder else None
+        holder = f"{parent}/{s.first_holder}"
+        held = reads.get(holder) if s.first_holder else None
         waiting = reads.get(f"{parent}/{s.first_waiter}") if s.first_waiter else None
         locks.append(LockState(
             name, s.holders, s.waiters,
-            None if held is None else holder_since(held),
+            None if held is None else holder_since(held, memory.granted_at(holder)),
             None if waiting is None else waiting.ctime,
         ))
     return Snapshot(taken_at, tuple(locks), 1 + len(parents) + len(wanted),
