@@ -19,6 +19,7 @@ from _workers import Spawner
 from zkflock import Session
 from zkflock._observe.exporter import ClusterCollector
 from zkflock._observe.snapshot import GrantMemory, summarize_queue
+from zkflock._zk.listing import MULTI_READ_OPS, list_children_multi, multi_requests, read_multi
 
 BOUND = 30.0
 NAME = "data/data.txt"
@@ -87,9 +88,9 @@ def test_exporter_shows_one_holder_and_two_waiters_of_other_processes(
     assert m[("zkflock_lock_waiters", ex)] == 2
     assert m[("zkflock_lock_holder_age_seconds", lock_labels(lock=NAME))] >= 0
     assert m[("zkflock_lock_oldest_waiter_age_seconds", lock_labels(lock=NAME))] >= 0
-    # One listing of the namespace, one of the lock, the holder's and the
-    # first waiter's node: the requests of one read, whatever the queue's length.
-    assert m[("zkflock_exporter_read_requests", ())] == 4
+    # The namespace's listing, a multiRead listing the lock, a multiRead of the
+    # holder's and the first waiter's node, whatever the queue's length.
+    assert m[("zkflock_exporter_read_requests", ())] == 3
 
     holder.kill()  # no release: the server expires its session, the next one holds
     _until(lambda: scrape(port)[("zkflock_lock_waiters", ex)] == 1, "the handoff")
@@ -161,3 +162,23 @@ def test_grant_memory_dates_a_grant_only_after_seeing_the_node_wait() -> None:
     assert memory.granted_at("/l/b") == 20.0  # kept while it holds
     memory.update(waiting=set(), holding=set(), now=40.0)
     assert memory.granted_at("/l/b") is None  # forgotten once gone
+
+
+def test_multi_reads_in_chunks_and_give_none_for_missing_nodes(
+    sessions: Callable[..., Session],
+) -> None:
+    session = sessions()
+    lock = session.lock("x")
+    assert lock.acquire()
+    zk = session.zk
+    _norm, parent = session.lock_path("x")
+    (node,) = lock.node_paths()
+    assert multi_requests(MULTI_READ_OPS + 1) == 2
+    listed = list_children_multi(zk, [parent, parent + "-gone"] * (MULTI_READ_OPS // 2 + 1))
+    assert len(listed) == MULTI_READ_OPS + 2  # two requests, answers in order
+    assert listed[0] == [node.rsplit("/", 1)[1]]
+    assert listed[1] is None
+    first, missing = read_multi(zk, [node, parent + "/gone"])
+    assert first is not None
+    assert first.czxid == lock.token
+    assert missing is None

@@ -1,11 +1,12 @@
-"""The cluster's lock state, read from ZooKeeper in one pipelined pass.
+"""The cluster's lock state, read from ZooKeeper in three waves of requests.
 
 Per lock under the namespace: holders and waiters by kind, when the oldest
 holder got it and when the oldest waiter queued. One pass costs one listing
 of the namespace, one listing per lock and one read of the first holder's
-and the first waiter's node per lock, each wave pipelined: about three round
-trips, whatever the number of locks. Who holds is decided from the node names
-by the locks' own pure ``decide``, exactly as the contenders decide it.
+and the first waiter's node per lock, the last two waves sent as multiReads
+of up to 256 operations each: three round trips and about 1 + 3N/256
+requests. Who holds is decided from the node names by the locks' own pure
+``decide``, exactly as the contenders decide it.
 
 A holder's age: a lock granted at once records ``acquired_at`` in its node;
 one granted after waiting records nothing (that write would cost every
@@ -27,7 +28,13 @@ from typing import TYPE_CHECKING
 from zkflock._errors import ConfigError
 from zkflock._locks.protocol import EXCLUSIVE, READ, SEMAPHORE, decide, queue
 from zkflock._names import decode_node_name
-from zkflock._zk.listing import NodeRead, list_children_many, read_many
+from zkflock._zk.listing import (
+    NodeRead,
+    list_children_many,
+    list_children_multi,
+    multi_requests,
+    read_multi,
+)
 
 if TYPE_CHECKING:
     from zkflock._session import Session
@@ -136,7 +143,7 @@ def read_snapshot(session: Session, memory: GrantMemory | None = None) -> Snapsh
     (names,) = list_children_many(zk, [base])
     names = sorted(names or [])
     parents = [f"{base}/{n}" for n in names]
-    listings = list_children_many(zk, parents)
+    listings = list_children_multi(zk, parents)
     found: list[tuple[str, str, QueueSummary]] = []
     for name, parent, kids in zip(names, parents, listings, strict=True):
         summary = None if kids is None else summarize_queue(kids)
@@ -144,7 +151,7 @@ def read_snapshot(session: Session, memory: GrantMemory | None = None) -> Snapsh
             found.append((decode_node_name(name), parent, summary))
     wanted = [f"{parent}/{node}" for _n, parent, s in found
               for node in (s.first_holder, s.first_waiter) if node is not None]
-    reads = dict(zip(wanted, read_many(zk, wanted), strict=True))
+    reads = dict(zip(wanted, read_multi(zk, wanted), strict=True))
     memory = memory or GrantMemory()
     memory.update({f"{parent}/{n}" for _n, parent, s in found for n in s.waiting},
                   {f"{parent}/{s.first_holder}" for _n, parent, s in found if s.first_holder},
@@ -159,5 +166,5 @@ def read_snapshot(session: Session, memory: GrantMemory | None = None) -> Snapsh
             None if held is None else holder_since(held, memory.granted_at(holder)),
             None if waiting is None else waiting.ctime,
         ))
-    return Snapshot(taken_at, tuple(locks), 1 + len(parents) + len(wanted),
-                    time.monotonic() - started)
+    requests = 1 + multi_requests(len(parents)) + multi_requests(len(wanted))
+    return Snapshot(taken_at, tuple(locks), requests, time.monotonic() - started)
