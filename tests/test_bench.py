@@ -8,8 +8,11 @@ time: timings live in ``make bench``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import fcntl
 import json
 import math
+import os
 import socket
 import threading
 import time
@@ -19,6 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from zkflock._bench.delay import DelayPath
+from zkflock._bench.hotpath import PlainSelectHandler
 from zkflock._bench.report import overtakes, summarize, summarize_run
 from zkflock._bench.scenarios import SCENARIOS, BenchConfig, contend
 from zkflock._bench.workers import node_of
@@ -80,6 +84,31 @@ def test_lock_kind_scenarios_compute_their_ratios(zk_hosts: str, scenario: str) 
         assert ratio > 0
     for stats in summary["latency_ms"].values():
         assert stats["n"] > 0
+
+
+def test_hotpath_measures_the_select_handler_beside_the_stock_one(zk_hosts: str) -> None:
+    summary = SCENARIOS["hotpath"](zk_hosts, dataclasses.replace(QUICK, procs=(2,)))
+    assert set(summary["latency_ms"]) == {"zkflock", "zkflock_select", "kazoo", "kazoo_select"}
+    assert set(summary["handoffs_per_s"]) == {"2"}
+    for ratio in summary["ratios"].values():
+        assert math.isfinite(ratio)
+        assert ratio > 0
+
+
+def test_select_handler_answers_as_kazoos_and_falls_back_past_fd_setsize() -> None:
+    a, b = socket.socketpair()
+    high = [fcntl.fcntl(a.fileno(), fcntl.F_DUPFD, 1500)]  # past select(2)'s FD_SETSIZE
+    try:
+        handler = PlainSelectHandler()
+        b.send(b"x")
+        assert handler.select([a], [], [], 1.0)[0] == [a]
+        assert handler.select([], [b], [], 1.0)[1] == [b]
+        assert handler.select([b], [], [], 0.01) == ([], [], [])
+        assert handler.select([high[0]], [], [], 1.0)[0] == [high[0]]  # kazoo's selector
+    finally:
+        os.close(high[0])
+        a.close()
+        b.close()
 
 
 def test_command_starts_its_own_server_and_writes_json_and_png(tmp_path: Path) -> None:

@@ -100,6 +100,9 @@ def kazoo_client(hosts: str) -> KazooClient:
 class KazooContender(Contender):
     def __init__(self, hosts: str, name: str) -> None:
         self._client = kazoo_client(hosts)
+        self._init_lock(name)
+
+    def _init_lock(self, name: str) -> None:
         self._lock = self._client.Lock(f"/kazoo-bench/{name}")
         original = self._lock._watch_predecessor
 

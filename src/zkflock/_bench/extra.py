@@ -101,4 +101,8 @@ def make_extra(kind: str, hosts: str, name: str) -> Contender:
         return FencedAppend(hosts, name)
     if base == "plain":
         return PlainAppend(hosts, name)
+    if base in ("zkflock_select", "kazoo_select"):
+        from zkflock._bench.hotpath import KazooSelect, ZkflockSelect
+
+        return (ZkflockSelect if base == "zkflock_select" else KazooSelect)(hosts, name)
     raise ValueError(f"unknown benchmark contender {kind!r}")

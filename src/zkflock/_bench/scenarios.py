@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from zkflock._bench.hotpath import hotpath
 from zkflock._bench.hundred import hundred
 from zkflock._bench.observer import observer
 from zkflock._bench.probes import servers
@@ -137,6 +138,7 @@ SCENARIOS: dict[str, Callable[[str, BenchConfig], dict[str, Any]]] = {
     "cpu": cpu,
     "hundred": hundred,
     "observer": observer,
+    "hotpath": hotpath,
 }
 """Every scenario by name: ``name(hosts, cfg) -> raw samples``. A scenario of
 another module is registered here with one line; ``summarize`` passes on the
