@@ -1,7 +1,10 @@
 """The ``zkflock`` command: a thin click layer over the library.
 
-Each command group lives in its own ``_cli_*`` module exposing ``register(main)``;
-add a module to ``COMMAND_MODULES`` to plug it in.
+Each command group lives in its own ``zkflock._cli`` module exposing
+``register(group)``; name its commands in ``COMMAND_MODULES`` to plug it in.
+A module is imported only when one of its commands runs (click's lazy-group
+pattern), so ``zkflock run`` does not pay for the benchmarks, the harness, the
+local server or rich.
 """
 
 from __future__ import annotations
@@ -9,10 +12,8 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -22,17 +23,20 @@ from zkflock._errors import ZkflockError
 if TYPE_CHECKING:
     from zkflock._session import Session
 
-# >>> Command modules, each with a ``register(group: click.Group) -> None``.
-# >>> Add one line per module (e.g. "zkflock._cli.locks", "zkflock._cli.demo").
-COMMAND_MODULES: Sequence[str] = (
-    "zkflock._cli.server",
-    "zkflock._cli.files",
-    "zkflock._cli.bench",
-    "zkflock._cli.locks",
-    "zkflock._cli.demo",
-    "zkflock._cli.container",
-    "zkflock._cli.exporter",
-)
+# >>> Command name -> the module whose ``register(group: click.Group) -> None``
+# >>> adds it. Add one line per command (e.g. "run": "zkflock._cli.locks").
+COMMAND_MODULES: Mapping[str, str] = {
+    "append": "zkflock._cli.files",
+    "bench": "zkflock._cli.bench",
+    "cat": "zkflock._cli.files",
+    "demo": "zkflock._cli.demo",
+    "exporter": "zkflock._cli.exporter",
+    "run": "zkflock._cli.locks",
+    "scenario": "zkflock._cli.container",
+    "server": "zkflock._cli.server",
+    "status": "zkflock._cli.locks",
+    "torture": "zkflock._cli.files",
+}
 
 
 @dataclass(frozen=True)
@@ -75,15 +79,18 @@ def _security_options(f: Any) -> Any:
     return f
 
 
-def _version() -> str:
-    try:
-        return version("zkflock")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 class _Group(click.Group):
-    """Turns every ZkflockError into one line on stderr and its exit code."""
+    """Loads each command's module on demand (``COMMAND_MODULES``), and turns
+    every ZkflockError into one line on stderr and its exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMAND_MODULES, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if cmd_name not in self.commands and module is not None:
+            importlib.import_module(module).register(self)
+        return self.commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -91,6 +98,8 @@ class _Group(click.Group):
         except ZkflockError as err:
             obj = ctx.find_object(CliContext)
             if obj is not None and obj.verbose:
+                import traceback
+
                 traceback.print_exc()
             click.echo(f"zkflock: error: {err}", err=True)
             ctx.exit(err.exit_code)
@@ -102,7 +111,7 @@ class _Group(click.Group):
 @click.option("--json", "json_output", is_flag=True, help="Machine-readable output.")
 @click.option("-v", "--verbose", count=True, help="More output; -v shows tracebacks.")
 @_security_options
-@click.version_option(_version(), prog_name="zkflock")
+@click.version_option(package_name="zkflock", prog_name="zkflock")  # looked up when asked
 @click.pass_context
 def main(ctx: click.Context, hosts: str | None, root: str | None, json_output: bool,
          verbose: int) -> None:
@@ -126,10 +135,3 @@ def _configure_logging(verbose: int) -> None:
     kazoo_log.addHandler(logging.NullHandler())
     kazoo_log.propagate = False
 
-
-def _register_commands(group: click.Group) -> None:
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(group)
-
-
-_register_commands(main)

@@ -1,0 +1,96 @@
+"""What a command imports: ``zkflock run`` must not pay for what it does not use.
+
+Each case runs the real command in a fresh interpreter (``runpy``, as
+``python -m zkflock`` does) against real ZooKeeper, then lists
+``sys.modules``. The timing itself lives in the benchmarks
+(``zkflock bench startup``); this only keeps heavy modules off the path.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from zkflock._bench.startup import measure, summarize
+
+# Prefixes no command below needs: asyncio (only the async face), rich (only
+# tables), matplotlib (only bench plots), prometheus_client (only metrics), and
+# our benchmark, harness and local-server modules.
+HEAVY = ("asyncio", "rich", "matplotlib", "prometheus_client", "zkflock._bench",
+         "zkflock._harness", "zkflock._server", "zkflock._locks.aio")
+# run and status need no fenced files either.
+LOCKS_ONLY = (*HEAVY, "zkflock._files")
+
+_PROBE = """
+import json, runpy, sys
+out, argv, preload = sys.argv[1], sys.argv[2:], {preload!r}
+for name in preload:
+    __import__(name)
+sys.argv = ["zkflock", *argv]
+try:
+    runpy.run_module("zkflock", run_name="__main__", alter_sys=True)
+except SystemExit as exit:
+    code = exit.code
+with open(out, "w") as f:
+    json.dump({{"code": code, "modules": sorted(sys.modules)}}, f)
+"""
+
+
+def imported_by(tmp_path: Path, hosts: str, *args: str,
+                preload: tuple[str, ...] = ()) -> tuple[int, list[str]]:
+    """Exit code and every module imported by ``zkflock --hosts H ARGS``."""
+    out = tmp_path / "modules.json"
+    subprocess.run([sys.executable, "-c", _PROBE.format(preload=preload), str(out), "--hosts",
+                    hosts, *args], cwd=tmp_path, check=False, timeout=120,
+                   stdout=subprocess.DEVNULL)
+    found = json.loads(out.read_text())
+    return found["code"], found["modules"]
+
+
+def heavy(modules: list[str], forbidden: tuple[str, ...]) -> list[str]:
+    """The modules in ``forbidden`` (or below them) that were imported."""
+    return [m for m in modules if any(m == f or m.startswith(f + ".") for f in forbidden)]
+
+
+@pytest.mark.parametrize("args", [
+    ("run", "L", "--", "true"),
+    ("run", "-n", "-c", "exit 0", "L"),
+    ("--json", "status"),
+], ids=" ".join)
+def test_lock_commands_import_nothing_heavy(zk_hosts: str, tmp_path: Path,
+                                            args: tuple[str, ...]) -> None:
+    code, modules = imported_by(tmp_path, zk_hosts, *args)
+    assert code == 0
+    assert heavy(modules, LOCKS_ONLY) == []
+    assert "kazoo.client" in modules  # it did reach ZooKeeper
+
+
+def test_file_commands_import_nothing_heavy(zk_hosts: str, tmp_path: Path) -> None:
+    for args in (("append", "f.txt", "x"), ("cat", "f.txt")):
+        code, modules = imported_by(tmp_path, zk_hosts, *args)
+        assert code == 0, args
+        assert heavy(modules, HEAVY) == [], args
+        assert "zkflock._files.shared_file" in modules
+
+
+def test_checker_fires_on_an_eager_command_table(zk_hosts: str, tmp_path: Path) -> None:
+    # The broken variant: what cli.py did before it loaded commands lazily,
+    # importing every command module (bench, demo, server) at start.
+    eager = ("zkflock._cli.bench", "zkflock._cli.demo", "zkflock._cli.server")
+    code, modules = imported_by(tmp_path, zk_hosts, "run", "L", "--", "true", preload=eager)
+    assert code == 0
+    found = heavy(modules, LOCKS_ONLY)
+    assert "zkflock._bench.scenarios" in found
+    assert "zkflock._server.local" in found
+    assert "rich.console" in found
+
+
+def test_startup_benchmark_measures_every_contender(zk_hosts: str) -> None:
+    summary = summarize(measure(zk_hosts, rounds=1, warmup=0))
+    assert set(summary["median_ms"]) >= {"bare", "kazoo", "zkflock"}
+    assert all(ms > 0 for ms in summary["median_ms"].values())
+    assert summary["ratios"]["zkflock run/bare python"] > 1  # it does more than start
