@@ -30,6 +30,7 @@ COMMAND_MODULES: Mapping[str, str] = {
     "bench": "zkflock._cli.bench",
     "cat": "zkflock._cli.files",
     "demo": "zkflock._cli.demo",
+    "edit": "zkflock._cli.edit",
     "exporter": "zkflock._cli.exporter",
     "run": "zkflock._cli.locks",
     "scenario": "zkflock._cli.container",

@@ -1,4 +1,4 @@
-"""``zkflock append``, ``zkflock cat`` and ``zkflock torture``."""
+"""``zkflock append`` (TEXT or standard input), ``zkflock cat`` and ``zkflock torture``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import click
 from zkflock._session import Session
 
 if TYPE_CHECKING:
+    from zkflock._files.shared_file import SharedFile
     from zkflock._harness.torture import Outcome
 
 
@@ -25,6 +26,9 @@ def _session(ctx: click.Context) -> Session:
     return Session(obj.hosts, root=obj.root)
 
 
+_CHUNK = 1 << 20
+
+
 @click.command()
 @click.argument("file")
 @click.argument("text")
@@ -33,13 +37,30 @@ def _session(ctx: click.Context) -> Session:
 @click.pass_context
 def append(ctx: click.Context, file: str, text: str, timeout: float | None,
            no_newline: bool) -> None:
-    """Append TEXT to the fenced FILE (lock, fenced commit, release)."""
+    """Append TEXT (or, for '-', standard input) to the fenced FILE: lock,
+    fenced commit, release. Standard input is appended as it is, in one commit."""
     with _session(ctx) as zk:
-        meta = zk.shared_file(file).append(text if no_newline else text + "\n", timeout=timeout)
+        shared = zk.shared_file(file)
+        if text == "-":
+            version, token = _append_stdin(shared, timeout)
+        else:
+            meta = shared.append(text if no_newline else text + "\n", timeout=timeout)
+            version, token = meta.version, meta.token
     if ctx.obj.json:
-        click.echo(json.dumps({"file": file, "version": meta.version, "token": meta.token}))
+        click.echo(json.dumps({"file": file, "version": version, "token": token}))
     elif ctx.obj.verbose:
-        click.echo(f"{file}: version {meta.version} (token {meta.token})", err=True)
+        click.echo(f"{file}: version {version} (token {token})", err=True)
+
+
+def _append_stdin(shared: SharedFile, timeout: float | None) -> tuple[int, int]:
+    """Stream standard input onto a working copy, chunk by chunk (bounded
+    memory here), and commit it once: a reader sees all of it or none."""
+    with shared.working_copy(timeout=timeout, purpose=f"append - {shared.name}") as copy:
+        with open(copy.path, "ab") as out:
+            while chunk := sys.stdin.buffer.read(_CHUNK):
+                out.write(chunk)
+        token = copy.token
+    return shared.meta().version, token
 
 
 @click.command()

@@ -9,7 +9,7 @@ the same rules (stops at the first non-option, unique prefixes), so the option
 table below is flock's own, plus ours, and a prefix that is ambiguous for
 flock (``--no``: ``--nonblocking`` or ``--no-fork``) is ambiguous here too.
 
-A pure function of (argv, $SHELL): unit-tested without a server.
+The parser is a pure function of (argv, $SHELL), unit-tested without a server.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import getopt
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+import click
 
 from zkflock._cli.runner import DEFAULT_GRACE, EX_USAGE
 
@@ -75,6 +77,23 @@ class InfoRequest:
     """-h or -V: print help or the version, exit 0, whatever else was given."""
 
     what: str  # "help" | "version"
+
+
+class RawArgsCommand(click.Command):
+    """Hands every argument to the command unparsed, for ``parse_run_args``:
+    click's parser cannot mimic flock's (it would take a ``--`` before LOCK,
+    and knows no option prefixes)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.params["args"] = tuple(args)
+        ctx.args = []
+        return []
+
+
+def version_text(command: str) -> str:
+    from importlib.metadata import version  # only when asked: it is slow to import
+
+    return f"zkflock {command} (zkflock {version('zkflock')})\n"
 
 
 def parse_run_args(args: Sequence[str], env: Mapping[str, str]) -> RunArgs | InfoRequest:

@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from zkflock._cli.flockargs import InfoRequest, RunArgs, RunUsageError, parse_run_args
+from zkflock._cli.flockargs import (
+    InfoRequest,
+    RawArgsCommand,
+    RunArgs,
+    RunUsageError,
+    parse_run_args,
+    version_text,
+)
 from zkflock._cli.runner import error_exit_code, signals_interrupt, spawn, supervise
 from zkflock._errors import ZkflockError
 
@@ -68,21 +75,10 @@ def _error(message: str) -> None:
     click.echo(f"zkflock: error: {message}", err=True)
 
 
-class _RawArgsCommand(click.Command):
-    """Hands every argument to the command unparsed: ``run`` parses them as
-    flock(1) does (getopt, see flockargs), which click's parser cannot mimic
-    (it would take ``--`` before LOCK, and knows no option prefixes)."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        ctx.params["args"] = tuple(args)
-        ctx.args = []
-        return []
-
-
 # -- run ----------------------------------------------------------------------------
 
 
-@click.command(cls=_RawArgsCommand, add_help_option=False,
+@click.command(cls=RawArgsCommand, add_help_option=False,
                short_help="Run COMMAND while holding LOCK, like flock(1) across hosts.")
 @click.pass_context
 def run(ctx: click.Context, args: tuple[str, ...]) -> None:
@@ -112,12 +108,7 @@ def run(ctx: click.Context, args: tuple[str, ...]) -> None:
 
 
 def _info(request: InfoRequest) -> None:
-    if request.what == "help":
-        click.echo(RUN_HELP, nl=False)
-        return
-    from importlib.metadata import version
-
-    click.echo(f"zkflock run (zkflock {version('zkflock')})")
+    click.echo(RUN_HELP if request.what == "help" else version_text("run"), nl=False)
 
 
 def _make_lock(session: Session, args: RunArgs, purpose: str) -> Lock:
@@ -163,10 +154,8 @@ def _locked_run(session: Session, args: RunArgs) -> int:
             _error(str(err))
         return code
     if result.lock_lost:
-        how = "SIGTERM, then SIGKILL" if result.killed else "SIGTERM"
-        _error(f"lock {lock.name!r} was lost while the command ran, so it was stopped with "
-               f"{how}; its work may overlap with the next holder's: check it, then run it "
-               "again")
+        _error(f"{result.lost_message(lock.name)}; its work may overlap with the next "
+               "holder's: check it, then run it again")
     return result.exit_code
 
 

@@ -1,9 +1,10 @@
 """The child-process supervisor of ``zkflock run``.
 
-It runs the command while the lock is held, forwards SIGINT/SIGTERM/SIGHUP to
-it, and stops it when the lock is lost: SIGTERM, then SIGKILL after a grace
-period, as ``consul lock`` does (``etcdctl lock`` leaves the child running,
-which its users report as a bug). The exit-code mapping is a pure function.
+It runs the command (of ``zkflock run`` and ``zkflock edit``) while the lock
+is held, forwards SIGINT/SIGTERM/SIGHUP to it, and stops it when the lock is
+lost: SIGTERM, then SIGKILL after a grace period, as ``consul lock`` does
+(``etcdctl lock`` leaves the child running, which its users report as a
+bug). The exit-code mapping is a pure function.
 
 Exit codes, as flock(1) and sysexits(3) use them::
 
@@ -11,9 +12,12 @@ Exit codes, as flock(1) and sysexits(3) use them::
     128 + N                     signal N killed it (the shell's convention)
     -E CODE (default 1)         conflict (-n) or timeout (-w), as flock(1)
     64  EX_USAGE                bad arguments or lock name
+    65  EX_DATAERR              a fenced file is damaged (edit)
     69  EX_UNAVAILABLE          ZooKeeper unreachable, or the command could not be executed
     71  EX_OSERR                another operating-system error
-    75  EX_TEMPFAIL             the lock was lost while the command ran; it was stopped
+    75  EX_TEMPFAIL             the lock was lost while the command ran (it was stopped),
+                                or an edit's fenced commit was refused: nothing committed
+    77  EX_NOPERM               ZooKeeper refused our credentials or our identity (ACL)
 """
 
 from __future__ import annotations
@@ -31,11 +35,15 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from zkflock._errors import (
+    AuthFailedError,
     ConfigError,
     ConnectError,
+    FileCorruptError,
     LockLostError,
     LockNotHeldError,
     LockTimeoutError,
+    PermissionDeniedError,
+    StaleTokenError,
     ZkflockError,
 )
 
@@ -45,9 +53,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("zkflock")
 
 EX_USAGE = 64
+EX_DATAERR = 65
 EX_UNAVAILABLE = 69
 EX_OSERR = 71
 EX_LOCK_LOST = 75  # EX_TEMPFAIL: the work may be retried once the lock is taken again
+EX_NOPERM = 77
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 POLL_INTERVAL = 0.2
@@ -89,10 +99,14 @@ def error_exit_code(err: BaseException, conflict_code: int = 1) -> int:
         return conflict_code
     if isinstance(err, ConfigError):
         return EX_USAGE
+    if isinstance(err, (AuthFailedError, PermissionDeniedError)):
+        return EX_NOPERM
     if isinstance(err, (ConnectError, ExecFailedError)):
         return EX_UNAVAILABLE
-    if isinstance(err, LockLostError):
+    if isinstance(err, (LockLostError, StaleTokenError)):
         return EX_LOCK_LOST
+    if isinstance(err, FileCorruptError):
+        return EX_DATAERR
     if isinstance(err, OSError):
         return EX_OSERR
     return 1
@@ -108,6 +122,40 @@ def signals_interrupt() -> Iterator[None]:
 
     with _handlers(handler):
         yield
+
+
+class SignalGate:
+    """SIGINT/SIGTERM/SIGHUP while zkflock itself is at work, around a child.
+
+    Until ``hold()``: a signal raises ``Interrupted`` (waiting for the lock,
+    our node is deleted at once). After it: a signal is kept until the gate
+    closes and only then raises ``Interrupted`` — so a fenced commit that
+    started once the child exited 0 is never cut in half. ``supervise``
+    forwards signals to the child meanwhile and puts this handler back.
+    """
+
+    def __init__(self) -> None:
+        self._holding = False
+        self._held: int | None = None
+        self._stack = contextlib.ExitStack()
+
+    def hold(self) -> None:
+        self._holding = True
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        if not self._holding:
+            raise Interrupted(signum)
+        if self._held is None:
+            self._held = signum
+
+    def __enter__(self) -> SignalGate:
+        self._stack.enter_context(_handlers(self._handler))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+        if self._held is not None and exc[0] is None:
+            raise Interrupted(self._held)
 
 
 @contextlib.contextmanager
@@ -207,6 +255,16 @@ class RunResult:
     exit_code: int
     lock_lost: bool = False
     killed: bool = False  # SIGTERM was not enough: SIGKILL after the grace period
+    finished: int | None = None  # lock lost, but the child had exited by itself (its code)
+
+    def lost_message(self, name: str) -> str:
+        """What to tell the user when the lock was lost while the child ran."""
+        if self.finished is not None:
+            how = f"it had exited with {self.finished} by the time zkflock saw the loss"
+        else:
+            how = "so it was stopped with " + ("SIGTERM, then SIGKILL" if self.killed
+                                               else "SIGTERM")
+        return f"lock {name!r} was lost while the command ran; {how}"
 
 
 def supervise(
@@ -216,7 +274,11 @@ def supervise(
     grace: float = DEFAULT_GRACE,
     poll_interval: float = POLL_INTERVAL,
 ) -> RunResult:
-    """Wait for the child, forwarding signals; stop it if the lock is lost."""
+    """Wait for the child, forwarding signals; stop it if the lock is lost.
+
+    A child that exits while the lock is already known to be lost (zkflock was
+    paused past the session timeout, say) gets 75 too: its work overlapped
+    with the next holder's, whatever its own status says."""
     lost = threading.Event()
     lock.add_lost_callback(lambda _lock: lost.set())
 
@@ -227,9 +289,13 @@ def supervise(
     with _handlers(forward), terminal_foreground(proc.pid):
         while True:
             try:
-                return RunResult(child_exit_code(proc.wait(timeout=poll_interval)))
+                code = child_exit_code(proc.wait(timeout=poll_interval))
             except subprocess.TimeoutExpired:
                 pass
+            else:
+                if lost.is_set() or lock_gone(lock):
+                    return RunResult(EX_LOCK_LOST, lock_lost=True, finished=code)
+                return RunResult(code)
             # on_lost fires from the session's worker; polling also catches a
             # loss whose callback is late or was registered after it fired.
             if lost.is_set() or lock_gone(lock):
