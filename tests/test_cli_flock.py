@@ -9,6 +9,7 @@ stdout. Then the cases where zkflock differs on purpose, each with its reason.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import re
 import shutil
@@ -19,9 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 import zkflock
 from zkflock._cli.flockargs import InfoRequest, RunArgs, RunUsageError, parse_run_args
+from zkflock.cli import main
 
 WAIT = 60.0
 
@@ -55,10 +58,37 @@ def run_flock(cwd: Path, args: list[str], env: dict[str, str] | None = None) -> 
 
 def run_zkflock(hosts: str, cwd: Path, args: list[str],
                 env: dict[str, str] | None = None) -> Seen:
+    """``zkflock run ARGS`` in a process of its own, as a script runs it."""
     result = subprocess.run([sys.executable, "-m", "zkflock", "--hosts", hosts, "run", *args],
                             capture_output=True, text=True, cwd=cwd, timeout=WAIT,
                             env={**os.environ, **(env or {})})
     return _seen(result, "zkflock")
+
+
+def run_zkflock_here(hosts: str, cwd: Path, args: list[str]) -> Seen:
+    """The same command run in this process (click's CliRunner): the same code,
+    the same ZooKeeper and child processes, without an interpreter start per
+    case. Only for cases whose COMMAND prints nothing: a child writes to the
+    real file descriptors, which CliRunner does not capture."""
+    old = Path.cwd()
+    # The command configures the 'zkflock' and 'kazoo' loggers for a process
+    # of its own: put them back for the other tests.
+    loggers = [logging.getLogger(name) for name in ("zkflock", "kazoo")]
+    saved = [(lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(main, ["--hosts", hosts, "run", *args])
+    finally:
+        os.chdir(old)
+        for lg, (handlers, level, propagate) in zip(loggers, saved, strict=True):
+            lg.handlers[:], lg.level, lg.propagate = handlers, level, propagate
+    completed = subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+    return _seen(completed, "zkflock")
+
+
+def quiet(args: list[str]) -> bool:
+    """True when COMMAND prints nothing (or there is no COMMAND to run)."""
+    return "echo" not in " ".join(args)
 
 
 # -- the same behaviour: exit code, silence, stdout -------------------------------------
@@ -109,14 +139,15 @@ def _normal(seen: Seen, args: list[str]) -> Seen:
 @pytest.mark.parametrize("args", SAME, ids=" ".join)
 def test_same_as_flock(zk_hosts: str, tmp_path: Path, args: list[str]) -> None:
     theirs = _normal(run_flock(tmp_path, args), args)
-    ours = _normal(run_zkflock(zk_hosts, tmp_path, args), args)
+    runner = run_zkflock_here if quiet(args) else run_zkflock
+    ours = _normal(runner(zk_hosts, tmp_path, args), args)
     assert ours == theirs
 
 
 @pytest.mark.parametrize("args", USAGE_ERRORS, ids=lambda a: " ".join(a) or "(none)")
 def test_usage_errors_as_flock(zk_hosts: str, tmp_path: Path, args: list[str]) -> None:
     theirs = run_flock(tmp_path, args)
-    ours = run_zkflock(zk_hosts, tmp_path, args)
+    ours = run_zkflock_here(zk_hosts, tmp_path, args)
     assert (ours.code, ours.stdout) == (theirs.code, theirs.stdout) == (64, "")
     assert ours.stderr.startswith("zkflock: ")
     assert not theirs.silent
@@ -161,7 +192,7 @@ def both_held(zk_hosts: str, tmp_path: Path) -> Iterator[None]:
 def test_conflict_is_silent_as_flock(zk_hosts: str, tmp_path: Path, both_held: None,
                                      args: list[str]) -> None:
     theirs = run_flock(tmp_path, args)
-    ours = run_zkflock(zk_hosts, tmp_path, args)
+    ours = (run_zkflock_here if quiet(args) else run_zkflock)(zk_hosts, tmp_path, args)
     assert ours == theirs
     assert ours.silent
     assert ours.code == (42 if "42" in args else 1)
@@ -174,7 +205,7 @@ def test_conflict_is_silent_as_flock(zk_hosts: str, tmp_path: Path, both_held: N
 def test_verbose_conflict_says_why_as_flock(zk_hosts: str, tmp_path: Path, both_held: None,
                                             args: list[str], words: str) -> None:
     theirs = run_flock(tmp_path, args)
-    ours = run_zkflock(zk_hosts, tmp_path, args)
+    ours = run_zkflock_here(zk_hosts, tmp_path, args)
     assert (ours.code, ours.stdout) == (theirs.code, theirs.stdout) == (1, "")
     assert theirs.stderr.startswith(f"flock: {words}")
     assert ours.stderr.startswith(f"zkflock: {words}")
@@ -194,7 +225,7 @@ def test_verbose_conflict_says_why_as_flock(zk_hosts: str, tmp_path: Path, both_
 ])
 def test_what_cannot_apply_is_refused_with_the_reason(zk_hosts: str, tmp_path: Path,
                                                       args: list[str], why: str) -> None:
-    ours = run_zkflock(zk_hosts, tmp_path, args)
+    ours = run_zkflock_here(zk_hosts, tmp_path, args)
     assert ours.code == 64
     assert why in ours.stderr
     assert not (tmp_path / "ran").exists()
