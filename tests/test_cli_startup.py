@@ -18,10 +18,11 @@ import pytest
 from zkflock._bench.startup import measure, summarize
 
 # Prefixes no command below needs: asyncio (only the async face), rich (only
-# tables), matplotlib (only bench plots), prometheus_client (only metrics), and
-# our benchmark, harness and local-server modules.
+# tables), matplotlib (only bench plots), prometheus_client (only metrics), our
+# benchmark, harness and local-server modules, and _ssl (kazoo imports ssl, but
+# the command defers it until TLS is used: zkflock._cli.deferred).
 HEAVY = ("asyncio", "rich", "matplotlib", "prometheus_client", "zkflock._bench",
-         "zkflock._harness", "zkflock._server", "zkflock._locks.aio")
+         "zkflock._harness", "zkflock._server", "zkflock._locks.aio", "_ssl")
 # run and status need no fenced files either.
 LOCKS_ONLY = (*HEAVY, "zkflock._files")
 
@@ -94,3 +95,20 @@ def test_startup_benchmark_measures_every_contender(zk_hosts: str) -> None:
     assert set(summary["median_ms"]) >= {"bare", "kazoo", "zkflock"}
     assert all(ms > 0 for ms in summary["median_ms"].values())
     assert summary["ratios"]["zkflock run/bare python"] > 1  # it does more than start
+
+
+def test_deferred_ssl_loads_on_first_use() -> None:
+    probe = (
+        "import sys\n"
+        "from zkflock._cli.deferred import defer\n"
+        "defer()\n"
+        "import kazoo.client, ssl\n"
+        "assert '_ssl' not in sys.modules, 'ssl was loaded by import alone'\n"
+        "ctx = ssl.create_default_context()\n"
+        "assert '_ssl' in sys.modules and sys.modules['ssl'].SSLContext is type(ctx)\n"
+        "import kazoo.handlers.utils as u\n"
+        "assert u.ssl.SSLError is sys.modules['ssl'].SSLError  # kazoo's binding sees it\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr

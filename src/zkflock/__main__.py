@@ -1,3 +1,3 @@
-from zkflock.cli import main
+from zkflock.cli import entry
 
-main(prog_name="zkflock")
+entry()

@@ -121,6 +121,14 @@ def main(ctx: click.Context, hosts: str | None, root: str | None, json_output: b
     _configure_logging(verbose)
 
 
+def entry() -> None:
+    """The ``zkflock`` executable: the command, with ``ssl`` loaded only if used."""
+    from zkflock._cli.deferred import defer
+
+    defer()
+    main(prog_name="zkflock")
+
+
 def _configure_logging(verbose: int) -> None:
     """kazoo logs every refused connection attempt, and our own error says it
     once: keep kazoo's records for -v, and prefix ours like our errors."""
