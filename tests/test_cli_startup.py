@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
 from zkflock._bench.startup import measure, summarize
@@ -112,3 +113,15 @@ def test_deferred_ssl_loads_on_first_use() -> None:
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_every_listed_command_is_registered_by_its_module() -> None:
+    # COMMAND_MODULES is how a module plugs in: a name that its module does not
+    # register would be listed by --help but not run.
+    from zkflock.cli import COMMAND_MODULES, main
+
+    ctx = click.Context(main)
+    for name, module in COMMAND_MODULES.items():
+        command = main.get_command(ctx, name)
+        assert command is not None, (name, module)
+        assert command.name == name
