@@ -72,7 +72,7 @@ def test_lock_commands_import_nothing_heavy(zk_hosts: str, tmp_path: Path,
 
 
 def test_file_commands_import_nothing_heavy(zk_hosts: str, tmp_path: Path) -> None:
-    for args in (("append", "f.txt", "x"), ("cat", "f.txt")):
+    for args in (("append", "f.txt", "x"), ("cat", "f.txt"), ("edit", "f.txt", "true")):
         code, modules = imported_by(tmp_path, zk_hosts, *args)
         assert code == 0, args
         assert heavy(modules, HEAVY) == [], args
