@@ -82,6 +82,12 @@ torture-shared: setup
 bench: setup
 	$(BIN)/zkflock bench
 
+# Across a delayed path (0.1 / 0.5 / 1 ms each way) and on a 3-node ensemble
+# (spread and on a follower, forceSync no and yes; a hundred processes).
+bench-network: setup
+	$(BIN)/zkflock bench --no-loopback --delay 0.1 --delay 0.5 --delay 1 --ensemble \
+	  --procs 2,4,16 --out benchmarks/results/network
+
 slow: setup
 	$(BIN)/python -m pytest -q -m slow
 

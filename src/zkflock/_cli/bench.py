@@ -73,10 +73,14 @@ def _counts(text: str | None) -> tuple[int, ...] | None:
 @click.option("--procs", help="Process counts of the contended scenario, e.g. 2,4,16.")
 @click.option("--hundred", "hundred", type=click.IntRange(min=2), default=None,
               help="Processes of the hundred scenario (default 100).")
+@click.option("--rounds", type=click.IntRange(min=1), default=None,
+              help="Interleaved rounds of the uncontended scenarios (default 20).")
+@click.option("--seconds", type=click.FloatRange(min=0.1), default=None,
+              help="Counted seconds of each contended run (default 4).")
 @click.pass_obj
 def bench(obj: CliContext, scenario: tuple[str, ...], quick: bool, out: Path, force_sync: str,
           delays: tuple[float, ...], ensemble: bool, loopback: bool, procs: str | None,
-          hundred: int | None) -> None:
+          hundred: int | None, rounds: int | None, seconds: float | None) -> None:
     """Benchmark zkflock against kazoo's Lock recipe.
 
     By default every scenario but `hundred`, on a loopback standalone server
@@ -88,8 +92,8 @@ def bench(obj: CliContext, scenario: tuple[str, ...], quick: bool, out: Path, fo
     cfg = BenchConfig.quick() if quick else BenchConfig()
     if (counts := _counts(procs)) is not None:
         cfg = dataclasses.replace(cfg, procs=counts)
-    if hundred is not None:
-        cfg = dataclasses.replace(cfg, hundred=hundred)
+    sizes: dict[str, Any] = {"hundred": hundred, "rounds": rounds, "loop_seconds": seconds}
+    cfg = dataclasses.replace(cfg, **{k: v for k, v in sizes.items() if v is not None})
     fs = {"both": (False, True), "yes": (True,), "no": (False,)}[force_sync]
     settings = settings_for(force_sync=fs, delays_ms=delays, ensemble=ensemble and not obj.hosts,
                             loopback=loopback, scenarios=scenario)
