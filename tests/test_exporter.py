@@ -97,8 +97,8 @@ def test_exporter_shows_one_holder_and_two_waiters_of_other_processes(
     m = scrape(port)
     assert m[("zkflock_lock_holders", ex)] == 1
     # The new holder waited, so it recorded no grant time: the exporter dates
-    # the grant to the read that first showed it holding. Dated by its
-    # queued-at instead, it would look older than the waiter queued after it.
+    # the grant to the last read that saw it wait. Dated by its queued-at
+    # instead, it would look older than the waiter queued after it.
     assert (m[("zkflock_lock_holder_age_seconds", lock_labels(lock=NAME))]
             < m[("zkflock_lock_oldest_waiter_age_seconds", lock_labels(lock=NAME))])
     proc.send_signal(signal.SIGTERM)
@@ -157,9 +157,9 @@ def test_grant_memory_dates_a_grant_only_after_seeing_the_node_wait() -> None:
     memory.update(waiting={"/l/b"}, holding={"/l/a"}, now=10.0)
     assert memory.granted_at("/l/a") is None  # first seen holding: unknown
     memory.update(waiting=set(), holding={"/l/b"}, now=20.0)
-    assert memory.granted_at("/l/b") == 20.0  # seen waiting, now holding
+    assert memory.granted_at("/l/b") == 10.0  # granted after the read that saw it wait
     memory.update(waiting=set(), holding={"/l/b"}, now=30.0)
-    assert memory.granted_at("/l/b") == 20.0  # kept while it holds
+    assert memory.granted_at("/l/b") == 10.0  # kept while it holds
     memory.update(waiting=set(), holding=set(), now=40.0)
     assert memory.granted_at("/l/b") is None  # forgotten once gone
 

@@ -49,7 +49,8 @@ def families(snapshot: Snapshot | None, up: bool) -> list[Metric]:
     waiters = gauge("zkflock_lock_waiters", "Waiters queued for each lock, by kind.",
                     labels=("lock", "kind"))
     held_age = gauge("zkflock_lock_holder_age_seconds",
-                     "How long the oldest holder has held each lock.", labels=("lock",))
+                     "How long the oldest holder has held each lock (an upper bound "
+                     "for one that waited: see zkflock's README).", labels=("lock",))
     wait_age = gauge("zkflock_lock_oldest_waiter_age_seconds",
                      "How long the oldest waiter of each lock has waited.", labels=("lock",))
     now = snapshot.taken_at

@@ -8,13 +8,13 @@ of up to 256 operations each: three round trips and about 1 + 3N/256
 requests. Who holds is decided from the node names by the locks' own pure
 ``decide``, exactly as the contenders decide it.
 
-A holder's age: a lock granted at once records ``acquired_at`` in its node;
-one granted after waiting records nothing (that write would cost every
-handoff a request and wake the next waiter for nothing), so the reader
-remembers which nodes it saw waiting and dates a grant to the first read
-that shows it (accurate to the interval between reads). A holder first seen
-already holding, without ``acquired_at``, is dated by its queued-at: an upper
-bound on its age.
+A holder's age is exact for a lock granted at once, which records
+``acquired_at`` in its node, and otherwise an upper bound: one granted after
+waiting records nothing (that write would cost every handoff a request and
+wake the next waiter for nothing), so the reader remembers which nodes it
+saw waiting and dates a grant to the last read that still saw it waiting
+(at most one interval early); a holder never seen waiting is dated by when
+it queued.
 """
 
 from __future__ import annotations
@@ -103,10 +103,12 @@ def summarize_queue(children: Sequence[str]) -> QueueSummary | None:
 
 
 class GrantMemory:
-    """Which nodes a reader saw waiting, and when it first saw them holding."""
+    """Which nodes the last read saw waiting; for each holder seen waiting
+    before, the time of the last read that still saw it wait."""
 
     def __init__(self) -> None:
         self._waiting: set[str] = set()
+        self._read_at = 0.0
         self._granted: dict[str, float] = {}
 
     def update(self, waiting: set[str], holding: set[str], now: float) -> None:
@@ -114,16 +116,17 @@ class GrantMemory:
         granted = {n: t for n, t in self._granted.items() if n in holding}
         for node in holding - granted.keys():
             if node in self._waiting:
-                granted[node] = now
-        self._granted, self._waiting = granted, waiting
+                granted[node] = self._read_at  # granted since then: at most this old
+        self._granted, self._waiting, self._read_at = granted, waiting, now
 
     def granted_at(self, node: str) -> float | None:
         return self._granted.get(node)
 
 
 def holder_since(read: NodeRead, granted_at: float | None = None) -> float:
-    """When a holder was granted: the ``acquired_at`` it recorded, else when a
-    reader first saw it holding after waiting, else when it queued."""
+    """When a holder was granted: the ``acquired_at`` it recorded, else the
+    grant's earliest possible time from a :class:`GrantMemory`, else when it
+    queued."""
     try:
         info = json.loads(read.data.decode() or "{}")
     except (UnicodeDecodeError, json.JSONDecodeError):
