@@ -200,11 +200,12 @@ def test_observer_benchmark_smoke(zk_hosts: str) -> None:
     from zkflock._bench.scenarios import SCENARIOS, BenchConfig
 
     result = SCENARIOS["observer"](zk_hosts, BenchConfig.quick())
-    assert set(result["ratios"]) == {"empty/noop p50", "empty/noop cpu p50",
-                                     "prometheus/noop p50", "prometheus/noop cpu p50"}
+    assert set(result["ratios"]) == {
+        f"{k}{r}" for k in ("empty", "prometheus")
+        for r in ("/noop p50", "/noop cpu p50", " events/noop cycle cpu")}
     assert all(0 < r < float("inf") for r in result["ratios"].values())
-    assert result["event_pair_us"]["noop"] == 0
-    assert result["event_pair_us"]["prometheus"] > 0
+    assert result["events_per_cycle_us"]["noop"] == 0
+    assert result["events_per_cycle_us"]["prometheus"] > 0
     exporter = result["exporter"]
     assert exporter["locks"] == 20  # each with one holder and two waiters
     # The namespace's listing, one multiRead of the (< 256) lock parents'
