@@ -6,7 +6,8 @@ granted by its predecessor's delete, or gone) and on the namespace's list of
 locks (a lock appeared); an exists watch on a parent that does not exist yet;
 and every connection state change, since a new session has lost the old
 one's watches. Between changes the view only re-renders, once a second, so
-the ages tick. ``--json`` prints one JSON list per change instead (JSON Lines).
+the ages tick; a burst of changes costs one read per ``MIN_READ_INTERVAL``.
+``--json`` prints one JSON list per change instead (JSON Lines).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 
 MAX_LOCKS = 200  # a view for people: beyond this, say how many were left out
 TICK = 1.0  # seconds between re-renders (ages) when nothing changed
+# A busy lock changes hundreds of times a second: read at most this often,
+# a burst of changes in between costing one read (the watches stay armed).
+MIN_READ_INTERVAL = 0.2
 
 
 class StatusWatch:
@@ -137,6 +141,7 @@ def _json_lines(watch: StatusWatch) -> None:
         if watch.wait(None):
             rows = watch.read()
             click.echo(json.dumps([h.as_dict() for h in rows]))
+            time.sleep(MIN_READ_INTERVAL)
 
 
 def _live(watch: StatusWatch, lock_name: str | None) -> None:
@@ -148,6 +153,9 @@ def _live(watch: StatusWatch, lock_name: str | None) -> None:
     with Live(render(rows, lock_name, watch.left_out, time.time()), console=output_console(),
               auto_refresh=False) as live:
         while True:
-            if watch.wait(TICK):
+            changed = watch.wait(TICK)
+            if changed:
                 rows = watch.read()
             live.update(render(rows, lock_name, watch.left_out, time.time()), refresh=True)
+            if changed:
+                time.sleep(MIN_READ_INTERVAL)
