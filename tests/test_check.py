@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zkflock._harness.check import Attempt, check, parse_history
+from zkflock._harness.check import Attempt, Read, check, check_reads, parse_history, parse_reads
 
 
 def acks(*values: int) -> list[Attempt]:
@@ -37,12 +37,26 @@ def test_duplicate_is_flagged() -> None:
     assert not verdict.ok
 
 
-def test_unacknowledged_attempt_may_have_landed() -> None:
-    attempts = [*acks(1, 3), Attempt(2, False, "ConnectError"), Attempt(None, False, "X")]
+def test_attempt_of_unknown_outcome_may_have_landed() -> None:
+    attempts = [*acks(1, 3), Attempt(2, False, "ConnectError", unknown=True),
+                Attempt(None, False, "X")]
     verdict = check(attempts, final=3)
     assert verdict.ok
-    assert verdict.indeterminate == 1
+    assert (verdict.indeterminate, verdict.misreported) == (1, 0)
     assert verdict.attempted == 4
+
+
+def test_landed_commit_reported_as_failed_is_flagged() -> None:
+    # The writer of 2 was told its commit failed (e.g. a raw ESTALE from
+    # publishing the view after the commit), yet 2 is in the file.
+    attempts = [*acks(1, 3), Attempt(2, False, "OSError")]
+    verdict = check(attempts, final=3)
+    assert (verdict.misreported, verdict.indeterminate) == (1, 0)
+    assert not verdict.ok
+    # One of two writers of 2 told "unknown" explains it.
+    assert check([*attempts, Attempt(2, False, "ConnectError", unknown=True)], final=3).ok
+    # A refused attempt of a value that is not in the file is no error.
+    assert check([*acks(1, 2), Attempt(3, False, "StaleTokenError")], final=2).ok
 
 
 def test_jump_nobody_attempted_is_unexplained() -> None:
@@ -62,7 +76,43 @@ def test_invocation_without_outcome_is_unknown() -> None:
         Attempt(2, False, "invoked").to_json(),  # killed after committing 2
     ]
     attempts = parse_history(lines)
-    assert attempts == [Attempt(1, True), Attempt(2, False, "unknown")]
+    assert attempts == [Attempt(1, True), Attempt(2, False, "unknown", unknown=True)]
     assert check(attempts, final=2).ok
     # Without the invocation record the committed 2 would be unexplained.
     assert not check([Attempt(1, True)], final=2).ok
+
+
+def test_parse_history_keeps_the_unknown_flag() -> None:
+    told = Attempt(4, False, "ConnectError", unknown=True)
+    assert parse_history([Attempt(4, False, "invoked").to_json(), told.to_json()]) == [told]
+
+
+def reads(*values: int | None) -> list[Read]:
+    return [Read(v, "" if v is not None else "OSError: [Errno 116] Stale file handle")
+            for v in values]
+
+
+def test_clean_reads_pass() -> None:
+    verdict = check_reads([reads(0, 1, 1, 3), reads(2, 5)])
+    assert verdict.ok
+    assert (verdict.reads, verdict.errors, verdict.backwards, verdict.last) == (6, 0, 0, 5)
+
+
+def test_failed_read_is_flagged() -> None:
+    verdict = check_reads([reads(1, None, 2)])
+    assert not verdict.ok
+    assert verdict.errors == 1
+    assert "Stale file handle" in verdict.first_error
+
+
+def test_counter_going_backwards_is_flagged() -> None:
+    # Per reader: a second reader that is behind the first is no error.
+    assert check_reads([reads(3, 4), reads(1, 2)]).ok
+    verdict = check_reads([reads(1, 3, 2, 4)])
+    assert not verdict.ok
+    assert verdict.backwards == 1
+
+
+def test_parse_reads_skips_a_torn_last_line() -> None:
+    lines = [Read(1).to_json(), Read(None, "E").to_json(), '{"value": 3']
+    assert parse_reads(lines) == [Read(1), Read(None, "E")]

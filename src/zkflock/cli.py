@@ -36,7 +36,7 @@ COMMAND_MODULES: Mapping[str, str] = {
     "scenario": "zkflock._cli.container",
     "server": "zkflock._cli.server",
     "status": "zkflock._cli.locks",
-    "torture": "zkflock._cli.files",
+    "torture": "zkflock._cli.torture",
 }
 
 

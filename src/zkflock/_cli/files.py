@@ -1,4 +1,4 @@
-"""``zkflock append`` (TEXT or standard input), ``zkflock cat`` and ``zkflock torture``."""
+"""``zkflock append`` (TEXT or standard input) and ``zkflock cat``."""
 
 from __future__ import annotations
 
@@ -12,13 +12,11 @@ from zkflock._session import Session
 
 if TYPE_CHECKING:
     from zkflock._files.shared_file import SharedFile
-    from zkflock._harness.torture import Outcome
 
 
 def register(group: click.Group) -> None:
     group.add_command(append)
     group.add_command(cat)
-    group.add_command(torture_command)
 
 
 def _session(ctx: click.Context) -> Session:
@@ -72,61 +70,3 @@ def cat(ctx: click.Context, file: str) -> None:
         data = zk.shared_file(file).read_bytes()
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
-
-
-@click.command("torture")
-@click.option("--nemesis", "faults", default="all", show_default=True,
-              help="kill, pause, restart, leader, partition, all (each in turn, then "
-                   "together), or a comma-separated list.")
-@click.option("--clients", type=click.IntRange(min=1), default=4, show_default=True)
-@click.option("--duration", type=float, default=30.0, show_default=True,
-              help="Seconds per fault.")
-@click.option("--unfenced", is_flag=True,
-              help="The negative control: a plain lock and direct writes (expected to lose).")
-@click.option("--pause", type=float, default=None,
-              help="Seconds each critical section sleeps (default 0.02; 0.2 with --unfenced).")
-@click.pass_context
-def torture_command(ctx: click.Context, faults: str, clients: int, duration: float,
-                    unfenced: bool, pause: float | None) -> None:
-    """Run the counter workload under faults and check every acknowledged increment."""
-    from zkflock._harness.nemesis import NEMESES
-    from zkflock._harness.torture import torture
-
-    names = [*NEMESES, "all"] if faults == "all" else faults.split(",")
-    hosts = ctx.obj.hosts
-    if hosts:
-        names = [n for n in names if n in ("kill", "pause", "partition")]
-    outcomes = []
-    for name in names:
-        outcomes.append(torture(
-            name, clients=clients, duration=duration, unfenced=unfenced, hosts=hosts,
-            pause=pause if pause is not None else (0.2 if unfenced else 0.02),
-        ))
-    _show(ctx, outcomes, unfenced)
-    passed = all(o.ok for o in outcomes)
-    ctx.exit(0 if passed else 1)
-
-
-def _show(ctx: click.Context, outcomes: list[Outcome], unfenced: bool) -> None:
-    if ctx.obj.json:
-        click.echo(json.dumps([{"fault": o.fault, "faults_hit": o.struck, **o.verdict.as_dict(),
-                                "view_ok": o.view_ok}
-                               for o in outcomes]))
-        return
-    from rich.table import Table
-
-    from zkflock._cli.console import output_console
-
-    title = "zkflock torture" + (" (UNFENCED control)" if unfenced else "")
-    table = Table(title=title)
-    for column in ("fault", "faults hit", "attempted", "acknowledged", "final", "lost",
-                   "duplicated", "verdict"):
-        table.add_column(column, justify="left" if column == "fault" else "right")
-    for o in outcomes:
-        v = o.verdict
-        verdict = "[green]PASS[/]" if o.ok else "[red]FAIL[/]"
-        if not o.view_ok:
-            verdict += " (view differs)"
-        table.add_row(o.fault, str(o.struck), str(v.attempted), str(v.acknowledged), str(v.final),
-                      str(v.lost), str(v.duplicated), verdict)
-    output_console().print(table)

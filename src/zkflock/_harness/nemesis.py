@@ -48,14 +48,17 @@ def holder_pid(target: Target, timeout: float = 5.0) -> int | None:
     Striking a fresh holder lands the fault early in its critical section,
     between its read and its write, where a lost lock does harm; a holder
     seen at a random moment may already have written. If the holder does not
-    change within the timeout, whoever holds it then is struck.
+    change within the timeout, the next worker seen holding it is struck
+    (within another timeout: on a slow volume the lock is free for much of
+    each cycle, so a single look often finds nobody).
     """
     deadline = time.monotonic() + timeout
     first: str | None = None
-    current: tuple[str, int] | None = None
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline + timeout:
         current = _holding(target)
         if current is not None:
+            if time.monotonic() >= deadline:
+                return current[1]
             if first is None:
                 first = current[0]
             elif current[0] != first:
@@ -64,7 +67,7 @@ def holder_pid(target: Target, timeout: float = 5.0) -> int | None:
                 time.sleep(target.pause / 3)
                 return current[1]
         time.sleep(0.005)
-    return current[1] if current is not None else None
+    return None
 
 
 def _holding(target: Target) -> tuple[str, int] | None:

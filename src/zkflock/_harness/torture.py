@@ -3,6 +3,12 @@
 Workers are separate processes (``python -m zkflock._harness.workload``) so faults hit
 real processes: SIGKILL, SIGSTOP, and cut TCP paths. Each worker talks to
 ZooKeeper through its own proxies, so one worker can be partitioned alone.
+
+On a shared volume (``SharedMounts``: one volume mounted several times, as
+hosts mount it) the writers take the writer mounts in turn, a reader process
+on each reader mount calls ``read()`` in a loop, and at the end the plain
+view must show the final version on every mount by itself (nobody
+republishes it): the caches of the other mounts may lag, never for good.
 """
 
 from __future__ import annotations
@@ -18,7 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zkflock._errors import ConfigError, ZkflockError
-from zkflock._harness.check import Attempt, Verdict, check, parse_history
+from zkflock._harness.check import (
+    Attempt,
+    Read,
+    ReadVerdict,
+    Verdict,
+    check,
+    check_reads,
+    parse_history,
+    parse_reads,
+)
 from zkflock._harness.nemesis import NEMESES, Nemesis, Target, mixed
 from zkflock._harness.proxy import TcpProxy
 from zkflock._server.local import LocalZooKeeper
@@ -26,6 +41,16 @@ from zkflock._session import Session
 
 FILE_NAME = "counter.txt"
 TICK_TIME = 200
+VIEW_WAIT = 15.0  # seconds a mount's caches may take to show the final view
+
+
+@dataclass(frozen=True)
+class SharedMounts:
+    """Mount points of one shared volume: writer ``i`` works on
+    ``writers[i % len(writers)]``; one reader runs on each of ``readers``."""
+
+    writers: tuple[Path, ...]
+    readers: tuple[Path, ...] = ()
 
 
 @dataclass
@@ -36,10 +61,12 @@ class Outcome:
     verdict: Verdict
     view_ok: bool
     strikes: list[str] = field(default_factory=list)
+    reads: ReadVerdict | None = None  # the readers' verdict (shared-volume runs)
+    views: dict[str, str] = field(default_factory=dict)  # mount -> what its view shows
 
     @property
     def ok(self) -> bool:
-        return self.verdict.ok and self.view_ok
+        return self.verdict.ok and self.view_ok and (self.reads is None or self.reads.ok)
 
     @property
     def struck(self) -> int:
@@ -51,36 +78,50 @@ class WorkerPool:
     """The workload processes, each with its history file and proxies."""
 
     def __init__(self, run_dir: Path, upstreams: list[tuple[str, int]], opts: dict[str, str],
-                 duration: float) -> None:
+                 duration: float, roots: list[Path]) -> None:
         self._run_dir = run_dir
         self._upstreams = upstreams
         self._opts = opts
+        self._roots = roots
         self._deadline = time.monotonic() + duration
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
         self._proxies: dict[int, list[TcpProxy]] = {}
+        self._root_of: dict[int, Path] = {}
+        self._readers: list[subprocess.Popen[bytes]] = []
         self._count = 0
 
-    def start(self) -> None:
-        proxies = [TcpProxy(u) for u in self._upstreams]
-        history = self._run_dir / f"history-{self._count}.jsonl"
+    def start(self, root: Path | None = None) -> None:
+        """Start a writer, on ``root`` or on the next root in turn."""
+        root = root or self._roots[self._count % len(self._roots)]
+        proc = self._spawn(root, f"history-{self._count}.jsonl", [])
+        self._root_of[proc.pid] = root
         self._count += 1
+
+    def start_reader(self, root: Path) -> None:
+        self._readers.append(self._spawn(root, f"reads-{len(self._readers)}.jsonl",
+                                         ["--reader"]))
+
+    def _spawn(self, root: Path, history: str, extra: list[str]) -> subprocess.Popen[bytes]:
+        proxies = [TcpProxy(u) for u in self._upstreams]
         args = [sys.executable, "-m", "zkflock._harness.workload",
-                "--hosts", ",".join(p.address for p in proxies),
-                "--history", str(history),
-                "--duration", f"{max(0.0, self._deadline - time.monotonic()):.2f}"]
+                "--hosts", ",".join(p.address for p in proxies), "--root", str(root),
+                "--history", str(self._run_dir / history),
+                "--duration", f"{max(0.0, self._deadline - time.monotonic()):.2f}", *extra]
         for key, value in self._opts.items():
             args += [key] if value == "" else [key, value]
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self._procs[proc.pid] = proc
         self._proxies[proc.pid] = proxies
+        return proc
 
     def pids(self) -> set[int]:
-        return {pid for pid, proc in self._procs.items() if proc.poll() is None}
+        """The writers alive now (readers are never struck: they hold no lock)."""
+        return {pid for pid in self._root_of if self._procs[pid].poll() is None}
 
     def replace(self, pid: int) -> None:
         self._procs[pid].wait(timeout=30)
         if time.monotonic() < self._deadline - 1:
-            self.start()
+            self.start(self._root_of[pid])
 
     def proxies(self, pid: int) -> list[TcpProxy]:
         return self._proxies.get(pid, [])
@@ -106,6 +147,10 @@ class WorkerPool:
             out += parse_history(path.read_text().splitlines())
         return out
 
+    def reads(self) -> list[list[Read]]:
+        return [parse_reads(path.read_text().splitlines())
+                for path in sorted(self._run_dir.glob("reads-*.jsonl"))]
+
 
 def _upstreams(hosts: str) -> list[tuple[str, int]]:
     out = []
@@ -116,7 +161,9 @@ def _upstreams(hosts: str) -> list[tuple[str, int]]:
 
 
 def _final(observer: Session, root: Path, unfenced: bool) -> tuple[int, bool]:
-    """The counter's final value, and whether the plain view agrees with it."""
+    """The counter's final value, and whether the plain view agrees with it
+    (after republishing it: a writer killed between its commit and its
+    publish leaves the view behind until the next commit publishes)."""
     view = root / FILE_NAME
     if unfenced:
         text = view.read_text() if view.exists() else ""
@@ -128,18 +175,62 @@ def _final(observer: Session, root: Path, unfenced: bool) -> tuple[int, bool]:
     return value, shown == f.read()
 
 
+def _shown(view: Path) -> str:
+    try:
+        return view.read_text()
+    except FileNotFoundError:
+        return ""
+
+
+def _settled_views(roots: list[Path], expected: str | None) -> dict[str, str]:
+    """What the plain view shows on each mount once it shows ``expected``
+    everywhere (or, for ``None``, the same text everywhere), or when
+    VIEW_WAIT ran out: other mounts' caches show a replaced name's old
+    content for a second or so (SHAREDFS.md)."""
+    deadline = time.monotonic() + VIEW_WAIT
+    while True:
+        shown = {str(root): _shown(root / FILE_NAME) for root in roots}
+        target = expected if expected is not None else shown[str(roots[0])]
+        if all(text == target for text in shown.values()) or time.monotonic() > deadline:
+            return shown
+        time.sleep(0.1)
+
+
+def _final_shared(observer: Session, roots: list[Path],
+                  unfenced: bool) -> tuple[int, bool, dict[str, str]]:
+    """Like ``_final`` on a shared volume, but nobody republishes the view:
+    the writers' own publishing must leave the final version on every mount."""
+    if unfenced:
+        shown = _settled_views(roots, None)
+        return int(shown[str(roots[0])].strip() or 0), True, shown
+    text = observer.shared_file(FILE_NAME).read()
+    shown = _settled_views(roots, text)
+    return int(text.strip() or 0), all(v == text for v in shown.values()), shown
+
+
+def _roots(run_dir: Path, mounts: SharedMounts | None) -> tuple[list[Path], list[Path]]:
+    """The shared root as each writer and each reader sees it."""
+    if mounts is None:
+        root = run_dir / "shared"
+        root.mkdir()
+        return [root], []
+    name = run_dir.name
+    (mounts.writers[0] / name).mkdir()
+    return [m / name for m in mounts.writers], [m / name for m in mounts.readers]
+
+
 def torture(
     fault: str, *, clients: int = 4, duration: float = 20.0, unfenced: bool = False,
     hosts: str | None = None, pause: float = 0.02, session_timeout: float = 1.0,
-    base_dir: Path | None = None,
+    base_dir: Path | None = None, mounts: SharedMounts | None = None,
 ) -> Outcome:
-    """Run the workload under one nemesis (or ``all``) and check the histories."""
+    """Run the workload under one nemesis (or ``all``) and check the histories;
+    with ``mounts``, on a shared volume mounted several times."""
     nemesis = _nemesis(fault)
     if hosts and nemesis.needs_server:
         raise ConfigError(f"fault {fault!r} needs the local ZooKeeper; drop --hosts")
     run_dir = Path(tempfile.mkdtemp(prefix=f"torture-{fault}-", dir=base_dir))
-    root = run_dir / "shared"
-    root.mkdir()
+    roots, reader_roots = _roots(run_dir, mounts)
     namespace = f"/zkflock-torture-{secrets.token_hex(4)}"
     with ExitStack() as stack:
         server = None
@@ -148,24 +239,30 @@ def torture(
                                     tick_time=TICK_TIME, force_sync=False)
             stack.enter_context(server)
             hosts = server.hosts
-        observer = stack.enter_context(Session(hosts, root=root, namespace=namespace,
+        observer = stack.enter_context(Session(hosts, root=roots[0], namespace=namespace,
                                                session_timeout=10.0, connect_timeout=30.0))
-        opts = {"--root": str(root), "--name": FILE_NAME, "--pause": str(pause),
-                "--namespace": namespace,
+        opts = {"--name": FILE_NAME, "--pause": str(pause), "--namespace": namespace,
                 "--session-timeout": str(session_timeout)}
         if unfenced:
             opts["--unfenced"] = ""
-        pool = WorkerPool(run_dir, _upstreams(hosts), opts, duration)
+        pool = WorkerPool(run_dir, _upstreams(hosts), opts, duration, roots)
         try:
             for _ in range(clients):
                 pool.start()
+            for root in reader_roots if not unfenced else []:
+                pool.start_reader(root)
             target = Target(server, observer, FILE_NAME, pool, session_timeout, pause)
             strikes = _strike_until(nemesis, target, time.monotonic() + duration - 1.0)
         finally:
             pool.stop(grace=duration + 60)
         observer.zk.wait_connected(30)
-        final, view_ok = _final(observer, root, unfenced)
-        return Outcome(fault, check(pool.attempts(), final), view_ok, strikes)
+        if mounts is None:
+            final, view_ok = _final(observer, roots[0], unfenced)
+            return Outcome(fault, check(pool.attempts(), final), view_ok, strikes)
+        every_mount = list(dict.fromkeys(roots + reader_roots))
+        final, view_ok, views = _final_shared(observer, every_mount, unfenced)
+        reads = check_reads(pool.reads()) if reader_roots and not unfenced else None
+        return Outcome(fault, check(pool.attempts(), final), view_ok, strikes, reads, views)
     raise AssertionError("unreachable")  # pragma: no cover
 
 

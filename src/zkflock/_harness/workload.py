@@ -5,6 +5,8 @@ Each critical section reads an integer from the shared file, pauses briefly
 logged (append + fsync) to the client's own history file, acknowledged only
 when the commit returned. ``--unfenced`` is the negative control: a plain
 lock with direct file writes, which a paused holder can overwrite.
+``--reader`` runs a reader instead: ``read()`` in a loop, each result (or
+error) logged, for the checker's ``check_reads``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import IO
 
 import zkflock
 from zkflock._errors import ZkflockError
-from zkflock._harness.check import INVOKED, Attempt
+from zkflock._harness.check import INVOKED, Attempt, Read
 
 
 class History:
@@ -27,7 +29,7 @@ class History:
     def __init__(self, path: Path) -> None:
         self._file: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115
 
-    def log(self, attempt: Attempt) -> None:
+    def log(self, attempt: Attempt | Read) -> None:
         self._file.write(attempt.to_json() + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())
@@ -87,6 +89,16 @@ def _invoke(value: int) -> None:
     _history[0].log(Attempt(value, False, INVOKED))
 
 
+def outcome_unknown(exc: BaseException) -> bool:
+    """Whether an error told the writer that its commit may have landed.
+
+    The library says so in the message ("the outcome of the commit ... is
+    unknown"); every other error claims that nothing was committed, which
+    the checker holds it to."""
+    text = str(exc)
+    return "outcome" in text and "unknown" in text
+
+
 def run(args: argparse.Namespace) -> None:
     history = History(Path(args.history))
     _history.append(history)
@@ -102,12 +114,30 @@ def run(args: argparse.Namespace) -> None:
                     value = unfenced_step(zk, view, args.name, args.pause)
                 else:
                     value = fenced_step(f, args.pause)
-            except (ZkflockError, ValueError) as exc:
+            # OSError too: a file-system error that escapes the library is a
+            # failure the writer was told of, which the checker must see.
+            except (ZkflockError, ValueError, OSError) as exc:
                 history.log(Attempt(_current[0] if _current else None, False,
-                                    type(exc).__name__))
+                                    f"{type(exc).__name__}: {exc}", outcome_unknown(exc)))
                 time.sleep(0.05)
                 continue
             history.log(Attempt(value, True))
+    history.close()
+
+
+def read_loop(args: argparse.Namespace) -> None:
+    """Read the counter through the library until the deadline, logging each read."""
+    history = History(Path(args.history))
+    deadline = time.monotonic() + args.duration
+    with zkflock.connect(args.hosts, root=args.root, namespace=args.namespace,
+                         session_timeout=10.0, connect_timeout=30) as zk:
+        f = zk.shared_file(args.name)
+        while time.monotonic() < deadline:
+            try:
+                history.log(Read(_parse(f.read())))
+            except (ZkflockError, ValueError, OSError) as exc:
+                history.log(Read(None, f"{type(exc).__name__}: {exc}"))
+            time.sleep(args.pause)
     history.close()
 
 
@@ -122,9 +152,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pause", type=float, default=0.02)
     parser.add_argument("--session-timeout", type=float, default=1.0)
     parser.add_argument("--unfenced", action="store_true")
+    parser.add_argument("--reader", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
-    run(args)
+    read_loop(args) if args.reader else run(args)
 
 
 if __name__ == "__main__":
