@@ -137,7 +137,10 @@ def _mounts(roots: SharedRoots) -> SharedMounts:
 def test_fenced_counter_on_two_mounts_under_sigstop(
     shared_roots: SharedRoots, tmp_path: Path
 ) -> None:
-    outcome = torture("pause", clients=4, duration=12.0, base_dir=tmp_path,
+    # A longer pause than on a local disk: on GlusterFS a writer spends most
+    # of its cycle publishing the view after its commit, and the nemesis
+    # must find the lock held to strike.
+    outcome = torture("pause", clients=4, duration=15.0, pause=0.05, base_dir=tmp_path,
                       mounts=_mounts(shared_roots))
     v, reads = outcome.verdict, outcome.reads
     detail = (v, reads, outcome.views, outcome.strikes)

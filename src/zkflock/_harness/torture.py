@@ -13,6 +13,7 @@ republishes it): the caches of the other mounts may lag, never for good.
 
 from __future__ import annotations
 
+import errno
 import secrets
 import signal
 import subprocess
@@ -175,23 +176,31 @@ def _final(observer: Session, root: Path, unfenced: bool) -> tuple[int, bool]:
     return value, shown == f.read()
 
 
+STALE = "<ESTALE>"  # what a mount whose cached handle went stale shows for now
+
+
 def _shown(view: Path) -> str:
     try:
         return view.read_text()
     except FileNotFoundError:
         return ""
+    except OSError as exc:
+        if exc.errno != errno.ESTALE:
+            raise
+        return STALE  # the next look resolves the name afresh
 
 
 def _settled_views(roots: list[Path], expected: str | None) -> dict[str, str]:
     """What the plain view shows on each mount once it shows ``expected``
     everywhere (or, for ``None``, the same text everywhere), or when
     VIEW_WAIT ran out: other mounts' caches show a replaced name's old
-    content for a second or so (SHAREDFS.md)."""
+    content for a second or so, or fail with ESTALE once (SHAREDFS.md)."""
     deadline = time.monotonic() + VIEW_WAIT
     while True:
         shown = {str(root): _shown(root / FILE_NAME) for root in roots}
         target = expected if expected is not None else shown[str(roots[0])]
-        if all(text == target for text in shown.values()) or time.monotonic() > deadline:
+        settled = target != STALE and all(text == target for text in shown.values())
+        if settled or time.monotonic() > deadline:
             return shown
         time.sleep(0.1)
 
@@ -202,7 +211,8 @@ def _final_shared(observer: Session, roots: list[Path],
     the writers' own publishing must leave the final version on every mount."""
     if unfenced:
         shown = _settled_views(roots, None)
-        return int(shown[str(roots[0])].strip() or 0), True, shown
+        texts = [t.strip() for t in shown.values() if t.strip().isdigit()]
+        return int(texts[0]) if texts else 0, True, shown
     text = observer.shared_file(FILE_NAME).read()
     shown = _settled_views(roots, text)
     return int(text.strip() or 0), all(v == text for v in shown.values()), shown
