@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -56,11 +57,16 @@ def contenders(hosts: str, folder: str) -> dict[str, list[str]]:
     return found
 
 
-def _once(argv: list[str], cwd: str, env: dict[str, str]) -> float:
+def _once(argv: list[str], cwd: str, env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system, its whole tree) of one start."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(argv, check=True, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
 
 
 def _cached_bytecode_env(folder: str) -> dict[str, str]:
@@ -75,24 +81,31 @@ def measure(hosts: str, rounds: int, warmup: int = 2) -> dict[str, Any]:
         argvs = contenders(hosts, folder)
         env = _cached_bytecode_env(folder)
         samples: dict[str, list[float]] = {name: [] for name in argvs}
+        cpu: dict[str, list[float]] = {name: [] for name in argvs}
         order = list(argvs)
         for i in range(warmup + rounds):
             random.shuffle(order)
             for name in order:
-                took = _once(argvs[name], folder, env)
+                wall, used = _once(argvs[name], folder, env)
                 if i >= warmup:
-                    samples[name].append(took)
-    return {"rounds": rounds, "samples_s": samples}
+                    samples[name].append(wall)
+                    cpu[name].append(used)
+    return {"rounds": rounds, "samples_s": samples, "cpu_s": cpu}
 
 
 def summarize(raw: dict[str, Any]) -> dict[str, Any]:
+    """Medians and ratios of wall time (what a script waits) and of CPU time
+    (user + system: less sensitive to the other loads of a shared machine)."""
     med = {name: statistics.median(s) for name, s in raw["samples_s"].items()}
+    cpu = {name: statistics.median(s) for name, s in raw["cpu_s"].items()}
     ratios = {"zkflock run/bare python": med["zkflock"] / med["bare"],
-              "kazoo import/bare python": med["kazoo"] / med["bare"]}
+              "kazoo import/bare python": med["kazoo"] / med["bare"],
+              "cpu zkflock run/bare python": cpu["zkflock"] / max(cpu["bare"], 1e-3)}
     if "flock" in med:
         ratios["zkflock run/flock"] = med["zkflock"] / med["flock"]
     return {
         "median_ms": {name: round(m * 1000, 2) for name, m in med.items()},
+        "median_cpu_ms": {name: round(m * 1000, 2) for name, m in cpu.items()},
         "ratios": {k: round(v, 2) for k, v in ratios.items()},
         "target": f"zkflock run/bare python <= {TARGET}",
         "met": ratios["zkflock run/bare python"] <= TARGET,
@@ -127,9 +140,9 @@ def _main(argv: list[str]) -> int:
                 server.stop()
     with open("/proc/loadavg") as f:
         load = f.read().split()[:3]
-    print(f"startup, {args.rounds} rounds, median wall ms (load average {' '.join(load)}):")
+    print(f"startup, {args.rounds} rounds, medians (load average {' '.join(load)}):")
     for name, ms in result["median_ms"].items():
-        print(f"  {name:<8} {ms:8.1f}")
+        print(f"  {name:<8} wall {ms:8.1f} ms   cpu {result['median_cpu_ms'][name]:7.1f} ms")
     for name, ratio in result["ratios"].items():
         print(f"  {name:<26} {ratio:6.2f}x")
     print(f"  target {result['target']}: {'met' if result['met'] else 'MISSED'}")
