@@ -19,7 +19,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 import zkflock
+from zkflock._cli.runner import Interrupted, SignalGate
 from zkflock._harness.check import Attempt, Verdict, check, parse_history
 
 WAIT = 60.0
@@ -216,3 +219,30 @@ def test_run_with_direct_writes_loses_updates(zk_hosts: str, tmp_path: Path) -> 
     assert not result.ok
     assert result.lost > 0
     assert result.final == 1  # 0 + 1, written by the victim after the others' 1 and 2
+
+
+def _signalled_before_hold() -> None:
+    with SignalGate():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises at the next bytecode
+
+
+def _signalled_after_hold(reached: list[bool]) -> None:
+    with SignalGate() as gate:
+        gate.hold()
+        os.kill(os.getpid(), signal.SIGHUP)
+        time.sleep(0.05)
+        reached.append(True)  # the "commit" went on after the signal
+
+
+def test_signal_gate_interrupts_before_hold_and_defers_after() -> None:
+    # Waiting for the lock, a signal interrupts at once; once the child has run,
+    # it waits until the commit is over, so a commit is never cut in half.
+    with pytest.raises(Interrupted) as first:
+        _signalled_before_hold()
+    assert first.value.signum == signal.SIGTERM
+    reached: list[bool] = []
+    with pytest.raises(Interrupted) as held:
+        _signalled_after_hold(reached)
+    assert reached == [True]
+    assert held.value.signum == signal.SIGHUP
