@@ -136,6 +136,27 @@ def test_append_dash_streams_standard_input(zk_hosts: str, tmp_path: Path) -> No
         assert zk.shared_file("log.txt").read() == "first\n" + body
 
 
+def test_edit_forwards_sigterm_and_commits_nothing(zk_hosts: str, tmp_path: Path) -> None:
+    script = ('trap "exit 7" TERM; echo changed >> "$ZKFLOCK_FILE"; touch ready; '
+              'i=0; while [ $i -lt 600 ]; do i=$((i+1)); sleep 0.1; done')
+    with zkflock.connect(zk_hosts, root=str(tmp_path)) as zk:
+        f = zk.shared_file("notes.txt")
+        f.write("one\n")
+        proc = subprocess.Popen([sys.executable, "-m", "zkflock", "--hosts", zk_hosts, "edit",
+                                 "notes.txt", "-c", script], cwd=tmp_path,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            _wait_file(tmp_path / "ready", "the command to start")
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=WAIT) == 7  # the command's trap ran: it got the signal
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate(timeout=WAIT)
+        assert f.read() == "one\n"  # it failed: nothing committed
+        assert zk.lock("notes.txt").acquire(blocking=False)  # and the lock is free
+
+
 # -- several concurrent editors --------------------------------------------------------
 
 
