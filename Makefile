@@ -77,7 +77,7 @@ torture: setup
 
 # The long shared-volume run: 4 clients, 2 per mount of one GlusterFS volume.
 torture-shared: setup
-	$(BIN)/zkflock torture --shared-volume --nemesis pause --clients 4 --duration 60
+	$(BIN)/zkflock torture --shared-volume --nemesis pause --clients 4 --duration 90
 
 bench: setup
 	$(BIN)/zkflock bench
