@@ -92,6 +92,7 @@ def test_error_exit_codes_follow_sysexits() -> None:
     assert error_exit_code(Interrupted(signal.SIGTERM)) == 143
     assert error_exit_code(KeyboardInterrupt()) == 130
     assert error_exit_code(zkflock.StaleTokenError("gone")) == EX_LOCK_LOST
+    assert error_exit_code(zkflock.SessionExpiredError("expired")) == EX_LOCK_LOST  # not 69
     assert error_exit_code(zkflock.FileCorruptError("bad")) == 65
     assert error_exit_code(zkflock.AuthFailedError("no")) == 77  # before ConnectError's 69
     assert error_exit_code(zkflock.PermissionDeniedError("acl")) == 77

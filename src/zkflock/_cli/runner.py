@@ -16,7 +16,8 @@ Exit codes, as flock(1) and sysexits(3) use them::
     69  EX_UNAVAILABLE          ZooKeeper unreachable, or the command could not be executed
     71  EX_OSERR                another operating-system error
     75  EX_TEMPFAIL             the lock was lost while the command ran (it was stopped),
-                                or an edit's fenced commit was refused: nothing committed
+                                the session expired, or an edit's fenced commit was
+                                refused: nothing committed
     77  EX_NOPERM               ZooKeeper refused our credentials or our identity (ACL)
 """
 
@@ -43,6 +44,7 @@ from zkflock._errors import (
     LockNotHeldError,
     LockTimeoutError,
     PermissionDeniedError,
+    SessionExpiredError,
     StaleTokenError,
     ZkflockError,
 )
@@ -101,6 +103,8 @@ def error_exit_code(err: BaseException, conflict_code: int = 1) -> int:
         return EX_USAGE
     if isinstance(err, (AuthFailedError, PermissionDeniedError)):
         return EX_NOPERM
+    if isinstance(err, SessionExpiredError):  # every lock of the session is gone
+        return EX_LOCK_LOST
     if isinstance(err, (ConnectError, ExecFailedError)):
         return EX_UNAVAILABLE
     if isinstance(err, (LockLostError, StaleTokenError)):
