@@ -1,8 +1,11 @@
-"""The pure history checker: it passes clean histories and flags bad ones."""
+"""The history checker (pure) and the view check: they pass clean runs and flag bad ones."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from zkflock._harness.check import Attempt, Read, check, check_reads, parse_history, parse_reads
+from zkflock._harness.torture import FILE_NAME, settled_views
 
 
 def acks(*values: int) -> list[Attempt]:
@@ -116,3 +119,17 @@ def test_counter_going_backwards_is_flagged() -> None:
 def test_parse_reads_skips_a_torn_last_line() -> None:
     lines = [Read(1).to_json(), Read(None, "E").to_json(), '{"value": 3']
     assert parse_reads(lines) == [Read(1), Read(None, "E")]
+
+
+def test_settled_views_waits_for_every_mount_and_reports_a_stale_one(tmp_path: Path) -> None:
+    roots = [tmp_path / name for name in ("a", "b", "c")]
+    for root in roots:
+        root.mkdir()
+        (root / FILE_NAME).write_text("7")
+    assert settled_views(roots, "7", wait=0.0) == {str(r): "7" for r in roots}
+    # A mount whose view stays a version behind is reported, not waited on for ever.
+    (roots[1] / FILE_NAME).write_text("6")
+    shown = settled_views(roots, "7", wait=0.3)
+    assert shown[str(roots[1])] == "6"
+    # Without an expected text, the mounts must agree with each other.
+    assert settled_views(roots, None, wait=0.3)[str(roots[1])] != shown[str(roots[0])]

@@ -190,12 +190,13 @@ def _shown(view: Path) -> str:
         return STALE  # the next look resolves the name afresh
 
 
-def _settled_views(roots: list[Path], expected: str | None) -> dict[str, str]:
+def settled_views(roots: list[Path], expected: str | None,
+                  wait: float = VIEW_WAIT) -> dict[str, str]:
     """What the plain view shows on each mount once it shows ``expected``
     everywhere (or, for ``None``, the same text everywhere), or when
-    VIEW_WAIT ran out: other mounts' caches show a replaced name's old
+    ``wait`` ran out: other mounts' caches show a replaced name's old
     content for a second or so, or fail with ESTALE once (SHAREDFS.md)."""
-    deadline = time.monotonic() + VIEW_WAIT
+    deadline = time.monotonic() + wait
     while True:
         shown = {str(root): _shown(root / FILE_NAME) for root in roots}
         target = expected if expected is not None else shown[str(roots[0])]
@@ -210,11 +211,11 @@ def _final_shared(observer: Session, roots: list[Path],
     """Like ``_final`` on a shared volume, but nobody republishes the view:
     the writers' own publishing must leave the final version on every mount."""
     if unfenced:
-        shown = _settled_views(roots, None)
+        shown = settled_views(roots, None)
         texts = [t.strip() for t in shown.values() if t.strip().isdigit()]
         return int(texts[0]) if texts else 0, True, shown
     text = observer.shared_file(FILE_NAME).read()
-    shown = _settled_views(roots, text)
+    shown = settled_views(roots, text)
     return int(text.strip() or 0), all(v == text for v in shown.values()), shown
 
 
