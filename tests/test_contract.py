@@ -8,9 +8,12 @@ the holder holds. "read-vs-write" is a writer holding against a reader.
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,6 +35,8 @@ from zkflock import (
     LockTimeoutError,
     Session,
 )
+from zkflock._locks.core import LockCore
+from zkflock._locks.state import Held
 
 NAME = "data/q3.csv"
 Make = Callable[..., Lock]
@@ -267,3 +272,226 @@ def test_herd_check_fires_when_every_waiter_watches_the_holder(
             client.stop()
             client.close()
     holder.release()
+
+
+# -- every kind x every way of sharing, with the overlap detector ---------------
+#
+# Threads record enter/exit lines in the family's log format (the thread id
+# in place of the pid), and the same detector reads them. The ways of
+# sharing (DESIGN, "Who owns a lock"):
+#   sessions       each thread its own session and lock object
+#   threads        one session; each thread its own lock object
+#   shared-object  one session; one (reentrant) object per role, shared by threads
+#   nested         one session; each thread its own reentrant object, taken
+#                  twice (with: with: pass) and the work done after the inner exit
+
+SHARING = ["sessions", "threads", "shared-object", "nested"]
+RECORD = {"exclusive": "x", "write": "x", "semaphore-1": "s", "many-1": "x"}
+
+
+@pytest.fixture(params=SHARING)
+def sharing(request: pytest.FixtureRequest) -> str:
+    return request.param  # type: ignore[no-any-return]
+
+
+def _record(log: Path, line: str) -> None:
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{threading.get_ident()} {line} {NAME}\n".encode())
+    finally:
+        os.close(fd)
+
+
+def _inside(log: Path) -> int:
+    inside: set[str] = set()
+    for line in log.read_text().splitlines() if log.exists() else ():
+        ident, what, _kind, _name = line.split()
+        (inside.add if what == "enter" else inside.discard)(ident)
+    inside.discard(str(threading.get_ident()))
+    return len(inside)
+
+
+def run_threads(
+    kind: Kind, sharing: str, sessions: Callable[[], Session], log: Path, *,
+    threads: int = 4, rounds: int = 3, company_wait: float = 0.0,
+) -> list[BaseException]:
+    """``threads`` threads take turns ``rounds`` times each; even threads use
+    the holder's maker, odd ones the contender's. ``company_wait``: inside,
+    wait that long for another thread to enter (how a broken variant is made
+    to show its overlap; 0 for the real runs). Returns what the threads raised."""
+    shared = sessions()
+    roles = [kind.holder, kind.contender]
+    objects = [make(shared, NAME, reentrant=True) for make in roles]
+    start = threading.Barrier(threads)
+    errors: list[BaseException] = []
+
+    def one(n: int) -> None:
+        make = roles[n % 2]
+        if sharing == "sessions":
+            lock = make(sessions(), NAME)
+        elif sharing == "threads":
+            lock = make(shared, NAME)
+        elif sharing == "shared-object":
+            # One object for all, or one per role (the writer's, the readers').
+            lock = objects[0 if kind.holder is kind.contender else n % 2]
+        else:
+            lock = make(shared, NAME, reentrant=True)
+        recorded = "r" if make is _read else RECORD.get(kind.id, "x")
+        start.wait(30)
+        if company_wait and n % 2:
+            # A broken variant's run: the even thread goes first, so that the
+            # odd one meets the state its bug mishandles (a hold to join).
+            wait_until(lambda: log.exists(), 30, "the first holder")
+        for _ in range(rounds):
+            with lock:
+                if sharing == "nested":
+                    with lock:
+                        pass  # the inner exit must not release
+                _record(log, f"enter {recorded}")
+                deadline = time.monotonic() + company_wait
+                while time.monotonic() < deadline and not _inside(log):
+                    time.sleep(0.005)
+                time.sleep(0.003)
+                _record(log, f"exit {recorded}")
+
+    def guarded(n: int) -> None:
+        try:
+            one(n)
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=guarded, args=(n,), daemon=True) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert not any(w.is_alive() for w in workers), "a thread never finished"
+    return errors
+
+
+def test_every_kind_excludes_in_every_way_of_sharing(
+    kind: Kind, sharing: str, sessions: Callable[[], Session], tmp_path: Path
+) -> None:
+    log = tmp_path / "holds.log"
+    assert run_threads(kind, sharing, sessions, log) == []
+    problems, most = check(log)
+    assert problems == []
+    enters = [line for line in log.read_text().splitlines() if " enter " in line]
+    assert len(enters) == 4 * 3
+    if kind.id != "read-vs-write":
+        assert most[NAME] == 1
+
+
+def _exit_releases_everything(self: Lock, owner: object, exc_type: object) -> None:
+    # Broken: the inner exit of a nested with releases the lock.
+    while isinstance(self.state, Held) and self.state.owner is owner:
+        self.release_as(owner)
+
+
+def _session_is_the_owner(self: LockCore, parent: str, owner: object) -> set[str]:
+    # Broken: every node the session holds counts as the caller's own, so a
+    # reader of one thread is granted through another thread's write lock.
+    return set(self._owned.get(parent, {}))
+
+
+BROKEN = [
+    ("nested", "exclusive", Lock, "exit_as", _exit_releases_everything),
+    ("threads", "read-vs-write", LockCore, "own_nodes", _session_is_the_owner),
+    ("shared-object", "exclusive", Lock, "_same_owner", lambda self, a, b: True),
+]
+
+
+@pytest.mark.parametrize(("how", "kind_id", "cls", "attr", "broken"), BROKEN,
+                         ids=[f"{b[0]}-{b[3]}" for b in BROKEN])
+def test_detector_catches_each_broken_way_of_sharing(
+    how: str, kind_id: str, cls: type, attr: str, broken: object,
+    sessions: Callable[[], Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each broken variant is the bug of issue 9 it stands for: released at the
+    # inner exit; a read lock granted to another thread of the writer's
+    # session; re-entry counted per object, not per thread.
+    monkeypatch.setattr(cls, attr, broken)
+    log = tmp_path / "holds.log"
+    (kind,) = [k for k in KINDS if k.id == kind_id]
+    # (A broken variant may also crash a thread, as the old core did.)
+    run_threads(kind, how, sessions, log, threads=2, rounds=2, company_wait=1.0)
+    problems, _ = check(log)
+    assert problems
+
+
+# -- ownership: per object, per thread ------------------------------------------------
+
+
+def test_held_non_reentrant_object_false_for_nonblocking_and_timeout_config_error_blocking(
+    kind: Kind, sessions: Callable[[], Session]
+) -> None:
+    lock = kind.holder(sessions(), NAME)
+    assert lock.acquire()
+    assert lock.acquire(blocking=False) is False
+    assert lock.acquire(timeout=0.2) is False
+    with pytest.raises(ConfigError, match="wait for itself"):
+        lock.acquire()
+    assert lock.is_held  # none of that cost the hold
+    lock.release()
+    assert not lock.is_held
+
+
+def test_another_thread_waits_for_a_shared_object_then_takes_it(
+    kind: Kind, sessions: Callable[[], Session]
+) -> None:
+    lock = kind.holder(sessions(), NAME, reentrant=True)
+    assert lock.acquire()
+    got: list[bool] = []
+    other = threading.Thread(target=lambda: got.append(lock.acquire(timeout=30)), daemon=True)
+    other.start()
+    other.join(0.3)
+    assert got == []  # waiting, not re-entering
+    refused: list[LockNotHeldError] = []
+
+    def release_elsewhere() -> None:
+        try:
+            lock.release()
+        except LockNotHeldError as exc:
+            refused.append(exc)
+
+    elsewhere = threading.Thread(target=release_elsewhere)
+    elsewhere.start()
+    elsewhere.join(10)
+    assert len(refused) == 1  # only the holding thread releases a reentrant hold
+    assert "another thread" in str(refused[0])
+    lock.release()
+    other.join(30)
+    assert got == [True]
+    assert lock.is_held
+
+
+def test_downgrade_and_refused_upgrade_are_decided_per_thread(
+    sessions: Callable[[], Session],
+) -> None:
+    zk = sessions()
+    write = zk.write_lock(NAME)
+    assert write.acquire()
+    mine = zk.read_lock(NAME)
+    assert mine.acquire(timeout=5)  # the writer's own thread: a downgrade, at once
+    theirs: list[bool] = []
+    reader = zk.read_lock(NAME)
+    thread = threading.Thread(target=lambda: theirs.append(reader.acquire(timeout=0.3)))
+    thread.start()
+    thread.join(10)
+    assert theirs == [False]  # another thread of the same session waits for the writer
+    write.release()
+    mine.release()
+    # Upgrade: this thread holds a read lock; its write lock would wait for itself.
+    assert mine.acquire()
+    with pytest.raises(ConfigError, match="wait for itself"):
+        zk.write_lock(NAME).acquire()
+    other_writer = zk.write_lock(NAME)
+    granted: list[bool] = []
+    thread = threading.Thread(target=lambda: granted.append(other_writer.acquire(timeout=30)))
+    thread.start()
+    thread.join(0.3)
+    assert granted == []  # another thread's writer queues behind our reader
+    mine.release()
+    thread.join(30)
+    assert granted == [True]
+    other_writer.release()

@@ -16,7 +16,9 @@ from kazoo.client import KazooClient
 
 import zkflock
 from _workers import Spawner, entry_tokens, find_overlaps, read_log, wait_until
-from zkflock import Lock, LockNotHeldError, LockTimeoutError, Session
+from zkflock import LocalZooKeeper, Lock, LockNotHeldError, LockTimeoutError, Session
+from zkflock._locks.waiting import Waiter
+from zkflock._session import core_of
 
 NAME = "data/data.txt"
 
@@ -111,7 +113,7 @@ def test_timeout_returns_false_raises_in_with_and_leaves_no_node(
     holder = sessions().lock(NAME)
     assert holder.acquire()
     waiter_session = sessions()
-    parent = waiter_session.lock_path(NAME)[1]
+    parent = core_of(waiter_session).lock_path(NAME)[1]
     assert len(kazoo_client.get_children(parent)) == 1
 
     waiter = waiter_session.lock(NAME)
@@ -146,7 +148,7 @@ def _deadline_scenario(
 ) -> tuple[bool, int]:
     """W (timeout T) queues behind a long holder A and three waiters that give
     up one after another (P3 first), each departure waking W. A releases at
-    1.45 T after W started. Returns (W's result, calls of _watch_and_wait).
+    1.45 T after W started. Returns (W's result, calls of Waiter._watch_and_wait).
     ``per_wake`` wraps the wait so every wake-up gets a fresh T (kazoo's
     behaviour): the broken variant the test must catch."""
     T = 2.0
@@ -165,21 +167,23 @@ def _deadline_scenario(
 
     w = sessions().lock(NAME)
     calls = 0
-    original = Lock._watch_and_wait
+    original = Waiter._watch_and_wait
+    w_threads: list[threading.Thread] = []
 
-    def counting(self: Lock, *args: object) -> bool | None:
+    def counting(self: Waiter, *args: object) -> bool | None:
         # (..., decision, deadline): the deadline is the last argument.
         nonlocal calls
-        if self is w:
+        if threading.current_thread() in w_threads:
             calls += 1
             if per_wake:
                 args = (*args[:-1], time.monotonic() + T)
         return original(self, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(Lock, "_watch_and_wait", counting)
+    monkeypatch.setattr(Waiter, "_watch_and_wait", counting)
     result: list[bool] = []
     started = time.monotonic()
     thread = threading.Thread(target=lambda: result.append(w.acquire(timeout=T)), daemon=True)
+    w_threads.append(thread)
     thread.start()
     wait_until(lambda: len(observer.holders(NAME)) == 5, 10, "W queued")
     # Scheduling, not an assertion on time: A lets go after W's one deadline
@@ -309,3 +313,49 @@ def test_holders_show_host_pid_and_state(
     assert (only.state, only.pid) == ("holding", os.getpid())
     waiter.release()
     assert session.holders(NAME) == []
+
+
+# -- watches: none left on a vanished node ------------------------------------------
+
+
+def _watched(zk_server: LocalZooKeeper, zk_hosts: str) -> set[str]:
+    from _family_workers import watchers
+
+    return set(watchers(zk_server, "/" + zk_hosts.split("/", 1)[1]))
+
+
+def test_watching_a_vanished_node_leaves_no_watch_on_the_server(
+    sessions: Callable[..., Session], zk_server: LocalZooKeeper, zk_hosts: str,
+    kazoo_client: KazooClient,
+) -> None:
+    # The predecessor may be gone by the time its watch is set: getData fails
+    # on it and leaves nothing, where an exists watch would wait for its
+    # re-creation for the session's whole life.
+    zk = sessions()
+    with zk.lock(NAME) as held:
+        (path,) = held.node_paths()
+    assert zk.zk.watch([path], lambda deleted: None) is False  # gone: look again
+    assert path not in _watched(zk_server, zk_hosts)
+    # The check can fail: kazoo's exists watch on the same vanished path stays.
+    kazoo_client.exists(path, watch=lambda event: None)
+    assert path in _watched(zk_server, zk_hosts)
+
+
+def test_handoffs_leave_no_watch_behind(
+    sessions: Callable[..., Session], zk_server: LocalZooKeeper, zk_hosts: str
+) -> None:
+    holder = sessions().lock(NAME)
+    assert holder.acquire()
+    waiters = [sessions().lock(NAME) for _ in range(3)]
+    threads = [threading.Thread(target=w.acquire, daemon=True) for w in waiters]
+    for n, thread in enumerate(threads):
+        thread.start()
+        wait_until(lambda n=n: len(holder.holders()) == n + 2, 10, "the waiter to queue")
+    wait_until(lambda: len(_watched(zk_server, zk_hosts)) == 3, 10, "three watches")
+    current = holder
+    for waiter, thread in zip(waiters, threads, strict=True):
+        current.release()
+        thread.join(10)
+        current = waiter
+    current.release()
+    assert _watched(zk_server, zk_hosts) == set()

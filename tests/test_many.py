@@ -5,6 +5,7 @@ deadlock whatever order callers name the files in."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 
@@ -122,3 +123,37 @@ def test_release_deletes_every_node_even_when_one_is_already_gone(
     again = sessions().lock_many(NAMES)
     assert again.acquire(timeout=5)
     again.release()
+
+
+def test_oversized_lock_many_fails_fast_and_the_session_keeps_its_locks(
+    sessions: Callable[[], Session], kazoo_client: KazooClient
+) -> None:
+    # 5,000 names of holder data are ~1.3 MB in one multi, over jute.maxbuffer:
+    # the old core sent it, the server dropped the connection, kazoo resent it
+    # for ever and every other lock of the session was lost meanwhile.
+    zk = sessions()
+    kept, reading = zk.lock("keep"), zk.read_lock("shared")
+    assert kept.acquire()
+    assert reading.acquire()
+    names = [f"many/{n}" for n in range(5000)]
+    many = zk.lock_many(names, timeout=30)
+    with pytest.raises(ConfigError) as refused:
+        many.acquire()
+    message = str(refused.value)
+    assert "jute.maxbuffer" in message
+    assert "Nothing was sent" in message
+    fit = int(re.search(r"at most ([0-9,]+) of these names fit", message)[1].replace(",", ""))
+    assert 1000 < fit < 5000
+    assert message.count("many/") <= 3  # a few names, not 5,000
+    assert "and 4,997 more" in message
+    assert not many.is_held
+    kept.ensure_held()  # the session's other locks are untouched
+    reading.ensure_held()
+    assert zk.connected
+    assert kazoo_client.get_children("/zkflock/locks/keep") != []
+    assert not kazoo_client.exists("/zkflock/locks/many%2F0")  # nothing was created
+    # What fits (the first names in sorted order) is taken, in one multi.
+    with zk.lock_many(sorted(names)[:fit], timeout=30) as held:
+        assert held.is_held
+    kept.release()
+    reading.release()

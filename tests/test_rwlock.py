@@ -19,6 +19,7 @@ from _family_workers import (  # noqa: F401 - fixtures
     watchers,
 )
 from zkflock import ConfigError, Lock, Session
+from zkflock._session import core_of
 
 NAME = "reports/q3.csv"
 
@@ -78,7 +79,7 @@ def test_writer_release_wakes_only_the_readers_behind_it(
         wait_until(lambda count=count: queued(observer) == count, 10, "contenders to queue")
     r1, r2, r3, w2, r4 = order
     nodes = [h.id for h in observer.holders(NAME)]
-    parent = observer.lock_path(NAME)[1]
+    parent = core_of(observer).lock_path(NAME)[1]
 
     def watches() -> int:  # a node is listed before its watch is set
         return sum(len(s) for p, s in watchers(zk_server, chroot).items() if p.startswith(parent))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import unicodedata
+from collections.abc import Sequence
 from pathlib import PurePosixPath
 
 from zkflock._errors import InvalidNameError
@@ -109,3 +110,10 @@ def lock_parent(name: str, namespace: str = DEFAULT_NAMESPACE) -> str:
 def file_meta_path(name: str, namespace: str = DEFAULT_NAMESPACE) -> str:
     """The znode holding a fenced file's metadata."""
     return f"{namespace}/files/{encode_node_name(name)}"
+
+
+def describe_names(names: Sequence[str], shown: int = 3) -> str:
+    """A few names for a message: ``"a, b, c … and 4,997 more"``."""
+    head = ", ".join(names[:shown])
+    rest = len(names) - shown
+    return head if rest <= 0 else f"{head} … and {rest:,} more"

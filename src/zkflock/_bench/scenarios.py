@@ -20,6 +20,7 @@ from zkflock._bench.observer import observer
 from zkflock._bench.probes import servers
 from zkflock._bench.report import spread
 from zkflock._bench.runs import contend, zxid_per_cycle
+from zkflock._bench.scale import scale
 from zkflock._bench.startup import startup
 from zkflock._bench.workers import interleaved, start_workers, stop_workers, unique_name
 
@@ -141,6 +142,7 @@ SCENARIOS: dict[str, Callable[[str, BenchConfig], dict[str, Any]]] = {
     "observer": observer,
     "hotpath": hotpath,
     "startup": startup,
+    "scale": scale,
 }
 """Every scenario by name: ``name(hosts, cfg) -> raw samples``. A scenario of
 another module is registered here with one line; ``summarize`` passes on the

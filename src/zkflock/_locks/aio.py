@@ -6,6 +6,10 @@ a task waits, as filelock's ``AsyncFileLock`` does. Cancelling the awaiting
 task cancels the underlying acquire: its node is deleted, and a grant that
 raced with the cancellation is released again, so a cancelled task never
 leaves the lock held.
+
+The owner of a hold taken here is the awaiting task (not the worker thread,
+which may differ between acquire and release): re-entrancy is counted per
+task, as it is per thread for the blocking face.
 """
 
 from __future__ import annotations
@@ -24,42 +28,38 @@ _CANCEL_POLL = 0.05  # seconds between cancel() calls until the thread gives up
 
 async def acquire_async(lock: Lock, blocking: bool = True, timeout: float | None = None) -> bool:
     """``lock.acquire`` in a thread; cancelling the caller cancels the wait."""
-    thread = asyncio.ensure_future(asyncio.to_thread(lock.acquire, blocking, timeout))
+    owner = asyncio.current_task()
+    thread = asyncio.ensure_future(asyncio.to_thread(lock.acquire_as, owner, blocking, timeout))
     try:
         return await asyncio.shield(thread)
     except asyncio.CancelledError:
-        await _cancel_thread(lock, thread)
+        await _cancel_thread(lock, thread, owner)
         raise
 
 
-async def _cancel_thread(lock: Lock, thread: asyncio.Future[bool]) -> None:
+async def _cancel_thread(lock: Lock, thread: asyncio.Future[bool], owner: object) -> None:
     # cancel() only reaches an acquire that is already waiting, and the thread
     # may not have started yet: repeat it until the thread has finished.
     while not thread.done():
         lock.cancel()
         await asyncio.wait({thread}, timeout=_CANCEL_POLL)
     if not thread.cancelled() and thread.exception() is None and thread.result():
-        await asyncio.to_thread(lock.release)  # granted just before the cancel
+        await asyncio.to_thread(lock.release_as, owner)  # granted just before the cancel
 
 
 async def release_async(lock: Lock) -> None:
     """``lock.release`` in a thread (it deletes the node: one round trip)."""
-    await asyncio.to_thread(lock.release)
+    await asyncio.to_thread(lock.release_as, asyncio.current_task())
 
 
 async def enter_async(lock: Lock) -> Lock:
     if not await acquire_async(lock):
-        raise LockTimeoutError(lock.name, lock._timeout)
+        raise LockTimeoutError(lock.name, lock.timeout)
     return lock
 
 
-async def exit_async(
-    lock: Lock,
-    exc_type: type[BaseException] | None,
-    exc: BaseException | None,
-    tb: TracebackType | None,
-) -> None:
-    await asyncio.to_thread(lock.__exit__, exc_type, exc, tb)
+async def exit_async(lock: Lock, exc_type: type[BaseException] | None) -> None:
+    await asyncio.to_thread(lock.exit_as, asyncio.current_task(), exc_type)
 
 
 class AsyncLock:
@@ -109,6 +109,33 @@ class AsyncLock:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await exit_async(self._lock, exc_type, exc, tb)
+        await exit_async(self._lock, exc_type)
 
 
+
+
+class AsyncFace:
+    """``async with lock`` and ``await lock.acquire_async()`` on ``Lock``
+    itself, through the same functions as :class:`AsyncLock`."""
+
+    async def __aenter__(self) -> Lock:
+        return await enter_async(self._as_lock())
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await exit_async(self._as_lock(), exc_type)
+
+    async def acquire_async(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        """``acquire`` off the event loop; cancelling the task cancels the wait."""
+        return await acquire_async(self._as_lock(), blocking, timeout)
+
+    async def release_async(self) -> None:
+        """``release`` off the event loop."""
+        await release_async(self._as_lock())
+
+    def _as_lock(self) -> Lock:
+        return self  # type: ignore[return-value]  # mixed into Lock only

@@ -1,13 +1,21 @@
-"""``Lock``: the public face of every lock kind.
+"""``Lock``: the public face of every lock kind; the object owns the lock.
 
-``acquire`` owns the deadline, the re-entrancy counter, logging and the
-clean-up on every failure path; the waiting itself is the one loop of
-``waiting.QueueWaiting``, and a kind is only a node prefix plus the pure
-decision of ``protocol``.
+The owner of a lock is this object (and, for re-entrancy, the thread that
+took it; the asyncio face uses the task), never the session (DESIGN, "Who
+owns a lock"):
 
-A :class:`Lock` holds one place in each of its queues: one queue for every
-kind, several for ``lock_many`` (``many.MultiLock``), which only enqueues
-differently and then waits queue by queue with this same loop.
+- Threads taking one object wait for it in FIFO order, locally, then queue
+  in ZooKeeper like any other contender; two objects on one name queue two
+  nodes and contend like two processes, whatever session they belong to.
+- ``reentrant=True``: the holding thread may take it again; a count per
+  thread, released at the outermost exit only.
+- A held non-reentrant object: ``acquire(blocking=False)`` and
+  ``acquire(timeout=t)`` give False (unless another thread releases it in
+  time, as with ``threading.Lock``); a blocking ``acquire()`` from the
+  holding thread, a certain self-deadlock, raises ConfigError at once.
+
+The state is one value (``state``) swapped under the object's condition; the
+I/O of an attempt is a ``waiting.Waiter`` composed with the kind's driver.
 """
 
 from __future__ import annotations
@@ -15,20 +23,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from zkflock._errors import (
-    ConfigError,
-    ConnectError,
-    LockLostError,
-    LockNotHeldError,
-    LockTimeoutError,
-    ZkflockError,
-)
+from zkflock._errors import ConfigError, LockLostError, LockNotHeldError, LockTimeoutError
+from zkflock._locks.aio import AsyncFace
+from zkflock._locks.core import Holding
+from zkflock._locks.drivers import MAX_LEASES, Driver, driver_for
 from zkflock._locks.protocol import EXCLUSIVE, SEMAPHORE
-from zkflock._locks.waiting import KIND_NAMES, AcquireCancelledError, QueueWaiting, holder_data
+from zkflock._locks.state import IDLE, Held, Idle, LockState, Lost, Queued
+from zkflock._locks.waiting import AcquireCancelledError, Granted, Waiter, holder_data
+from zkflock._zk.client import remaining
 from zkflock.metrics import NOOP, safely
 
 if TYPE_CHECKING:
@@ -38,12 +47,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("zkflock")
 
-KIND_LABELS = {"x": "exclusive", "r": "read", "s": "semaphore"}
-MAX_LEASES = 999_999  # what the node name's s<N> field can carry
 __all__ = ["AcquireCancelledError", "Lock", "MAX_LEASES", "holder_data"]
 
+_CANCELS = (AcquireCancelledError, KeyboardInterrupt, SystemExit)
 
-class Lock(QueueWaiting):
+
+class Lock(AsyncFace):
     """A lock on one name; ``with`` returns this same object once held.
 
     >>> with zk.lock("data/data.txt", timeout=10) as held:   # doctest: +SKIP
@@ -62,53 +71,68 @@ class Lock(QueueWaiting):
         reentrant: bool = False,
         on_lost: Callable[[Lock], None] | None = None,
         purpose: str = "",
-        label: str | None = None,
+        driver: Driver | None = None,
     ) -> None:
+        from zkflock._session import core_of
+
         if timeout is not None and timeout < 0:
             raise ConfigError(f"timeout must be >= 0 seconds or None, not {timeout}")
         if kind == SEMAPHORE and not (
             isinstance(max_leases, int) and 1 <= max_leases <= MAX_LEASES
         ):
             raise ConfigError(f"max_leases must be an integer 1..{MAX_LEASES}, not {max_leases!r}")
-        self._session = session
-        self._name, parent = session.lock_path(name)
+        self._core = core_of(session)
+        self._driver = driver or driver_for(kind, max_leases)
+        self._name, parent = self._core.lock_path(name)
+        self._names: tuple[str, ...] = (self._name,)
         self._parents: tuple[str, ...] = (parent,)
-        self._kind = kind
-        self._leases = max_leases
         self._timeout = timeout
         self._reentrant = reentrant
         self._on_lost: list[Callable[[Lock], None]] = [on_lost] if on_lost else []
         self._purpose = purpose
-        self._nodes: tuple[str, ...] = ()  # our node in each queue while held
-        self._token: int | None = None
-        self._epoch = -1
-        self._count = 0
-        self._lost_reason: str | None = None
-        self._cancel = threading.Event()
-        self._wakeup: threading.Event | None = None
-        self._label = label or KIND_LABELS[kind]  # the kind as observers see it
-        observer = session.observer
+        self._cond = threading.Condition(threading.Lock())
+        self._state: LockState = IDLE
+        self._turns: deque[object] = deque()  # threads waiting for this object, FIFO
+        self._cancels = 0
+        self._waiter: Waiter | None = None
+        observer = self._core.observer
         self._observer = None if observer is NOOP else observer  # NOOP: no calls at all
-        self._since = 0.0
 
-    # -- public -------------------------------------------------------------
+    # -- what it is -----------------------------------------------------------
 
     @property
     def name(self) -> str:
-        """The normalised lock name."""
+        """The normalised lock name (for ``lock_many``: the first few names)."""
         return self._name
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every normalised name this lock covers (one, except for ``lock_many``)."""
+        return self._names
+
+    @property
+    def timeout(self) -> float | None:
+        """The default timeout of ``acquire`` and ``with`` (None: no limit)."""
+        return self._timeout
+
+    @property
+    def state(self) -> LockState:
+        """The object's state: Idle, Queued, Held or Lost (``_locks.state``)."""
+        return self._state
 
     @property
     def token(self) -> int:
         """The fencing token: the czxid of our node, strictly increasing per lock."""
-        if self._token is None:
+        state = self._state
+        if not isinstance(state, Held):
             raise LockNotHeldError(f"lock {self._name!r} is not held, so it has no token")
-        return self._token
+        return state.token
 
     @property
     def is_held(self) -> bool:
         """True while held and the session is known to be alive."""
-        return bool(self._nodes) and self._session.is_live(self._epoch)
+        state = self._state
+        return isinstance(state, Held) and self._core.is_live(state.epoch)
 
     @property
     def aio(self) -> AsyncLock:
@@ -119,15 +143,22 @@ class Lock(QueueWaiting):
 
     def ensure_held(self) -> None:
         """Raise LockLostError unless the lock is held for certain right now."""
-        if not self._nodes:
-            if self._lost_reason:
-                raise LockLostError(f"lock {self._name!r} was lost: {self._lost_reason}")
+        state = self._state
+        if isinstance(state, Lost):
+            raise LockLostError(f"lock {self._name!r} was lost: {state.reason}")
+        if not isinstance(state, Held):
             raise LockNotHeldError(f"lock {self._name!r} is not held")
-        if not self._session.is_live(self._epoch):
+        if not self._core.is_live(state.epoch):
             raise LockLostError(
-                f"lock {self._name!r} may be lost: {self._session.state_reason(self._epoch)}; "
+                f"lock {self._name!r} may be lost: {self._core.state_reason(state.epoch)}; "
                 "stop writing and acquire it again"
             )
+
+    def node_paths(self) -> list[str]:
+        """Our node in each queue while held (empty otherwise): what a fenced
+        commit deletes, and so checks still exists."""
+        state = self._state
+        return list(state.paths) if isinstance(state, Held) else []
 
     def add_lost_callback(self, callback: Callable[[Lock], None]) -> None:
         self._on_lost.append(callback)
@@ -137,98 +168,207 @@ class Lock(QueueWaiting):
         ``lock_many``): id, host, pid, kind, token, since, state."""
         from zkflock._locks.status import list_holders
 
-        return [h for n in self.names for h in list_holders(self._session, n)]
+        return [h for n in self._names for h in list_holders(self._core, n)]
+
+    # -- acquire ----------------------------------------------------------------
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
         """Take the lock; True once held, False when ``timeout`` passes first.
 
         ``timeout`` is how long to wait in seconds (None: the lock's default,
         itself None for no limit); ``blocking=False`` means do not wait.
-        Raises AcquireCancelledError when :meth:`cancel` stops the wait.
+        Raises AcquireCancelledError when :meth:`cancel` stops the wait, and
+        ConfigError for a blocking acquire that would wait for itself.
         """
-        if self._nodes:
-            if not self._session.is_live(self._epoch):
-                # Held, but maybe lost (suspended): give up the old place, so it
-                # is deleted rather than leaked, before queueing again.
-                self._release_all()
-            elif not self._reentrant:
-                raise ConfigError(
-                    f"lock {self._name!r} is already held by this object; "
-                    "pass reentrant=True to take it again"
-                )
-            else:
-                self._count += 1
-                return True
+        return self.acquire_as(threading.current_thread(), blocking, timeout)
+
+    def acquire_as(
+        self, owner: object, blocking: bool = True, timeout: float | None = None
+    ) -> bool:
+        """:meth:`acquire` on behalf of ``owner`` (the asyncio face passes its task)."""
         wait = 0.0 if not blocking else (timeout if timeout is not None else self._timeout)
         started = time.monotonic()
         deadline = None if wait is None else started + wait
-        if self._observer is not None:
-            safely(self._observer.acquire_started, self._label, self._name)
-        try:
-            granted = self._acquire_queued(deadline)
-        except (AcquireCancelledError, KeyboardInterrupt, SystemExit):
-            self._report("cancelled", time.monotonic() - started)
-            raise
-        now = time.monotonic()
-        if granted:
-            self._since = now
-        self._report("acquired" if granted else "timed_out", now - started)
-        return granted
-
-    def _report(self, event: str, seconds: float) -> None:
-        if self._observer is not None:
-            safely(getattr(self._observer, event), self._label, self._name, seconds)
-
-    def _acquire_queued(self, deadline: float | None) -> bool:
-        self._cancel.clear()
-        self._lost_reason = None
-        self._refuse_upgrade()
-        epoch = self._session.epoch
-        try:
-            entries = self._enqueue(deadline)
-        except LockTimeoutError:
-            return False  # ZooKeeper stayed out of reach until the deadline
-        paths = [f"{p}/{e.node}" for p, e in zip(self._parents, entries, strict=True)]
-        try:
-            granted = all(
-                self._wait(parent, entry, deadline, epoch)
-                for parent, entry in zip(self._parents, entries, strict=True)
-            )
-        except BaseException as exc:
-            for path in paths:
-                self._session.discard(path)
-            if isinstance(exc, (KeyboardInterrupt, ZkflockError)):
+        cancels = self._cancels
+        with self._cond:
+            if self._reentered(owner, deadline):
+                return True
+            self._report_started()
+            try:
+                turn = self._take_turn(owner, deadline, cancels)
+            except _CANCELS:
+                self._report("cancelled", started)
                 raise
-            raise ConnectError(f"acquiring {self._name!r} failed: {exc}") from exc
-        if not granted:
-            for path in paths:
-                self._session.discard(path)
+            if not turn:
+                self._report("timed_out", started)
+                return False
+            self._state = Queued(owner)
+        return self._queue(owner, deadline, cancels, started)
+
+    def _reentered(self, owner: object, deadline: float | None) -> bool:
+        """Under the condition: True if ``owner`` already holds it and took it
+        again. A hold that may be lost (suspended) is given up first, so its
+        node is deleted rather than leaked."""
+        state = self._state
+        if not isinstance(state, Held) or not self._same_owner(state.owner, owner):
             return False
-        self._nodes = tuple(e.node for e in entries)
-        self._token, self._count, self._epoch = entries[0].token, 1, epoch
-        self._session.register_held(self)
-        log.debug("acquired %s as %s (token %d)", self._name, self._nodes, self._token)
+        if not self._core.is_live(state.epoch):
+            self._drop(state)
+            self._core.discard(state.paths)
+            return False
+        if self._reentrant:
+            self._state = replace(state, count=state.count + 1)
+            return True
+        if deadline is None:
+            raise ConfigError(
+                f"lock {self._name!r} is already held by this thread, so a blocking acquire "
+                "would wait for itself forever; pass reentrant=True to take it again, or a "
+                "timeout to wait for another thread to release it"
+            )
+        return False
+
+    def _same_owner(self, holder: object, owner: object) -> bool:
+        return holder is owner
+
+    def _take_turn(self, owner: object, deadline: float | None, cancels: int) -> bool:
+        """Under the condition: wait, in arrival order, until this object is
+        free (not held or queued by another owner). False at the deadline."""
+        ticket = object()
+        self._turns.append(ticket)
+        try:
+            while not (
+                isinstance(self._state, (Idle, Lost)) and self._turns[0] is ticket
+            ):
+                if self._cancels != cancels:
+                    raise AcquireCancelledError(f"acquiring {self._name!r} was cancelled")
+                left = remaining(deadline)
+                if left == 0.0:
+                    return False
+                self._cond.wait(left)
+            return True
+        finally:
+            self._turns.remove(ticket)
+            self._cond.notify_all()
+
+    def _queue(self, owner: object, deadline: float | None, cancels: int, started: float) -> bool:
+        """The ZooKeeper part, outside the condition: queue, wait, then record."""
+        waiter = Waiter(
+            self._core, self._driver, self._names, self._parents, owner=owner,
+            purpose=self._purpose, cancelled=lambda: self._cancels != cancels,
+        )
+        self._waiter = waiter
+        try:
+            granted = waiter.run(deadline)
+        except BaseException as exc:
+            self._set_state(IDLE)
+            if isinstance(exc, _CANCELS):
+                self._report("cancelled", started)
+            raise
+        finally:
+            self._waiter = None
+        if granted is None:
+            self._set_state(IDLE)
+            self._report("timed_out", started)
+            return False
+        self._hold(owner, granted)
+        self._report("acquired", started)
         return True
 
-    def release(self) -> None:
-        """Release one hold; the node goes with the last. Safe after a loss."""
-        if not self._nodes:
-            if self._lost_reason is not None:
-                self._lost_reason = None
-                return
-            raise LockNotHeldError(f"lock {self._name!r} is not held, so it cannot be released")
-        self._count -= 1
-        if self._count > 0:
-            return
-        self._release_all()
+    def _hold(self, owner: object, granted: Granted) -> None:
+        paths, token, epoch = granted
+        with self._cond:
+            key = self._core.register(Holding(
+                paths, owner, partial(self._session_lost, paths), self._release_on_close,
+            ))
+            self._state = Held(owner, 1, paths, token, epoch, time.monotonic(), key)
+            self._cond.notify_all()
+        log.debug("acquired %s as %s (token %d)", self._name, paths, token)
 
     def cancel(self) -> None:
         """Make a waiting ``acquire`` in another thread give up (it raises
         AcquireCancelledError and deletes its node)."""
-        self._cancel.set()
-        wakeup = self._wakeup
-        if wakeup is not None:
-            wakeup.set()
+        with self._cond:
+            self._cancels += 1
+            self._cond.notify_all()
+        waiter = self._waiter
+        if waiter is not None:
+            waiter.wake()
+
+    # -- release ----------------------------------------------------------------
+
+    def release(self) -> None:
+        """Release one hold; the node goes with the last. Safe after a loss."""
+        self.release_as(threading.current_thread())
+
+    def release_as(self, owner: object) -> None:
+        """:meth:`release` on behalf of ``owner`` (the asyncio face passes its task)."""
+        with self._cond:
+            state = self._state
+            if isinstance(state, Lost):
+                self._state = IDLE  # the loss is acknowledged
+                self._cond.notify_all()
+                return
+            if not isinstance(state, Held):
+                raise LockNotHeldError(
+                    f"lock {self._name!r} is not held, so it cannot be released"
+                )
+            if self._reentrant and not self._same_owner(state.owner, owner):
+                raise LockNotHeldError(
+                    f"lock {self._name!r} is held by another thread; a reentrant lock is "
+                    "released by the thread that took it"
+                )
+            if state.count > 1:
+                self._state = replace(state, count=state.count - 1)
+                return
+            self._drop(state)
+        self._core.discard(state.paths)  # lock_many's N deletes: one multi
+
+    def _drop(self, state: Held) -> None:
+        """Under the condition: forget the hold and tell the observer."""
+        self._state = IDLE
+        self._core.unregister(state.key)
+        self._cond.notify_all()
+        if self._observer is not None:
+            safely(self._observer.released, self._driver.label, self._name,
+                   time.monotonic() - state.since)
+
+    def released_by_commit(self) -> None:
+        """Our node was deleted by a transaction of ours (a fenced commit
+        releases the lock with the same multi): forget it without a delete."""
+        with self._cond:
+            state = self._state
+            if isinstance(state, Held):
+                self._drop(state)
+
+    def _release_on_close(self) -> None:
+        with self._cond:
+            state = self._state
+            if not isinstance(state, Held):
+                return
+            self._drop(state)
+        self._core.discard(state.paths)
+
+    def _session_lost(self, paths: tuple[str, ...], reason: str) -> Callable[[], None] | None:
+        """The core declared the session's locks lost (its nodes are being
+        deleted): become Lost, and return the callbacks to run."""
+        with self._cond:
+            state = self._state
+            if not isinstance(state, Held) or state.paths is not paths:
+                return None
+            self._state = Lost(reason)
+            self._cond.notify_all()
+        if self._observer is not None:
+            safely(self._observer.lost, self._driver.label, self._name, reason)
+        return self._notify_lost
+
+    def _notify_lost(self) -> None:
+        for callback in list(self._on_lost):
+            try:
+                callback(self)
+            except Exception:
+                log.exception("on_lost callback for %s failed", self._name)
+
+    # -- with ---------------------------------------------------------------------
 
     def __enter__(self) -> Lock:
         if not self.acquire():
@@ -241,92 +381,53 @@ class Lock(QueueWaiting):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if not self._nodes and self._lost_reason is None:
-            return  # released inside the block
-        lost = not self._nodes or not self._session.is_live(self._epoch)
-        reason = self._lost_reason or self._session.state_reason(self._epoch)
-        self._release_all()
-        self._lost_reason = None
-        if lost and exc_type is None:
+        self.exit_as(threading.current_thread(), exc_type)
+
+    def exit_as(self, owner: object, exc_type: type[BaseException] | None) -> None:
+        """The end of a ``with`` block of ``owner``: release one hold; raise
+        LockLostError if the lock was (or may be) lost while the block ran
+        and the block raised nothing itself."""
+        gone: tuple[str, ...] = ()
+        with self._cond:
+            state = self._state
+            if isinstance(state, Lost):
+                self._state = IDLE
+                self._cond.notify_all()
+                reason = state.reason
+            elif isinstance(state, Held) and self._same_owner(state.owner, owner):
+                live = self._core.is_live(state.epoch)
+                reason = "" if live else self._core.state_reason(state.epoch)
+                if state.count > 1:
+                    self._state = replace(state, count=state.count - 1)
+                else:
+                    self._drop(state)
+                    gone = state.paths
+            else:
+                return  # released inside the block (and maybe taken by another thread)
+        self._core.discard(gone)
+        if reason and exc_type is None:
             raise LockLostError(
                 f"lock {self._name!r} was lost while the block ran ({reason}); "
                 "its work may have overlapped with another holder"
             )
 
-    async def __aenter__(self) -> Lock:
-        from zkflock._locks.aio import enter_async
+    # -- events -------------------------------------------------------------------
 
-        return await enter_async(self)
+    def _report_started(self) -> None:
+        if self._observer is not None:
+            safely(self._observer.acquire_started, self._driver.label, self._name)
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        from zkflock._locks.aio import exit_async
+    def _report(self, event: str, started: float) -> None:
+        if self._observer is not None:
+            safely(getattr(self._observer, event), self._driver.label, self._name,
+                   time.monotonic() - started)
 
-        await exit_async(self, exc_type, exc, tb)
-
-    async def acquire_async(self, blocking: bool = True, timeout: float | None = None) -> bool:
-        """:meth:`acquire` off the event loop; cancelling the task cancels the wait."""
-        from zkflock._locks.aio import acquire_async
-
-        return await acquire_async(self, blocking, timeout)
-
-    async def release_async(self) -> None:
-        """:meth:`release` off the event loop."""
-        from zkflock._locks.aio import release_async
-
-        await release_async(self)
+    def _set_state(self, state: LockState) -> None:
+        with self._cond:
+            self._state = state
+            self._cond.notify_all()
 
     def __repr__(self) -> str:
-        state = f"held, token {self._token}" if self._nodes else "not held"
-        return f"<{type(self).__name__} {self._name!r} {KIND_NAMES[self._kind]} {state}>"
-
-    # -- for the session ------------------------------------------------------
-
-    def nodes_under(self, parent: str) -> Iterator[str]:
-        for mine, node in zip(self._parents, self._nodes, strict=False):
-            if mine == parent:
-                yield node
-
-    def forget_lost(self, reason: str) -> list[str]:
-        """The session declared us lost: forget the nodes, return them for deletion."""
-        paths = self._paths()
-        if paths and self._observer is not None:
-            safely(self._observer.lost, self._label, self._name, reason)
-        self._nodes, self._token, self._count = (), None, 0
-        self._lost_reason = reason
-        return paths
-
-    def notify_lost(self) -> None:
-        for callback in list(self._on_lost):
-            try:
-                callback(self)
-            except Exception:
-                log.exception("on_lost callback for %s failed", self._name)
-
-    def released_by_commit(self) -> None:
-        """Our node was deleted by a transaction of ours (a fenced commit
-        releases the lock with the same multi): forget it without a delete."""
-        if self._nodes:
-            self._report("released", time.monotonic() - self._since)
-        self._nodes, self._token, self._count = (), None, 0
-        self._session.unregister_held(self)
-
-    def node_paths(self) -> list[str]:
-        """Our node in each queue while held (empty otherwise): what a fenced
-        commit checks still exists."""
-        return self._paths()
-
-    def _paths(self) -> list[str]:
-        return [f"{p}/{n}" for p, n in zip(self._parents, self._nodes, strict=False)]
-
-    def _release_all(self) -> None:
-        paths = self._paths()
-        if paths:
-            self._report("released", time.monotonic() - self._since)
-        self._nodes, self._token, self._count = (), None, 0
-        self._session.unregister_held(self)
-        self._session.discard_many(paths)  # lock_many's N deletes: one round trip
+        state = self._state
+        text = f"held, token {state.token}" if isinstance(state, Held) else "not held"
+        return f"<{type(self).__name__} {self._name!r} {self._driver.label} {text}>"

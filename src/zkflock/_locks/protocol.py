@@ -92,34 +92,50 @@ class NotQueuedError(LookupError):
     """Our node is not in the listing: the session that made it is gone."""
 
 
-def decide(children: Iterable[str], me: str, own: Iterable[str] = ()) -> Decision:
-    """Decide for node ``me`` given the parent's children.
-
-    ``own`` names nodes this session already holds on the same lock: a reader
-    is not blocked by its own session's writer (downgrade), and a writer that
-    would queue behind its own session's holds would wait forever (upgrade),
-    which is refused.
-    """
-    if isinstance(children, list) and children == [me] and parse_node(me) is not None:
-        return _ALONE  # the uncontended fast path: alone in the queue, any kind holds
+def _locate(children: Iterable[str], me: str) -> tuple[Contender, list[Contender]]:
+    """Our contender and everyone queued before it; NotQueuedError if absent."""
     contenders = queue(children)
     index = next((i for i, c in enumerate(contenders) if c.name == me), None)
     if index is None:
         raise NotQueuedError(me)
-    mine = contenders[index]
-    before = contenders[:index]
-    own_set = set(own)
-    if mine.kind == SEMAPHORE:
-        return _decide_semaphore(mine, before, index)
+    return contenders[index], contenders[:index]
+
+
+def _alone(children: Iterable[str], me: str) -> bool:
+    # The uncontended fast path: alone in the queue, any kind holds.
+    return isinstance(children, list) and children == [me] and parse_node(me) is not None
+
+
+def decide(children: Iterable[str], me: str, own: Iterable[str] = ()) -> Decision:
+    """Decide for node ``me`` given the parent's children, by the kind its
+    name carries (for ``status``; a waiter calls its driver's function).
+
+    ``own`` names nodes the deciding owner (a thread) already holds on the
+    same lock: a reader is not blocked by its own writer (downgrade), and a
+    writer that would queue behind its own holds would wait forever
+    (upgrade), which is refused.
+    """
+    if _alone(children, me):
+        return _ALONE
+    mine, _ = _locate(children, me)
+    decider = {SEMAPHORE: decide_semaphore, READ: decide_read}.get(mine.kind, decide_exclusive)
+    return decider(children, me, own)
+
+
+def decide_exclusive(children: Iterable[str], me: str, own: Iterable[str] = ()) -> Decision:
+    """An exclusive (write) contender: held when first; else watch the predecessor."""
+    if _alone(children, me):
+        return _ALONE
+    _, before = _locate(children, me)
     if any(c.kind == SEMAPHORE for c in before):
         raise ConfigError("a semaphore and a lock share one name; use distinct names")
-    if mine.kind == READ:
-        return _decide_read(before, index, own_set)
+    own_set = set(own)
     if any(c.name in own_set for c in before):
         raise ConfigError(
-            "this session already holds this lock; a write lock behind it would wait "
+            "this thread already holds this lock; a write lock behind it would wait "
             "forever (upgrading a read lock is not supported: release it first)"
         )
+    index = len(before)
     if not before:
         return Decision(held=True, position=0)
     return Decision(
@@ -128,6 +144,24 @@ def decide(children: Iterable[str], me: str, own: Iterable[str] = ()) -> Decisio
         watch=(before[-1].name,),
         grant_on_delete=index == 1,
     )
+
+
+def decide_read(children: Iterable[str], me: str, own: Iterable[str] = ()) -> Decision:
+    """A reader: held unless a writer (not our own) is queued before it."""
+    if _alone(children, me):
+        return _ALONE
+    _, before = _locate(children, me)
+    if any(c.kind == SEMAPHORE for c in before):
+        raise ConfigError("a semaphore and a lock share one name; use distinct names")
+    return _decide_read(before, len(before), set(own))
+
+
+def decide_semaphore(children: Iterable[str], me: str, own: Iterable[str] = ()) -> Decision:
+    """One lease of a semaphore: held among the first ``leases`` contenders."""
+    if _alone(children, me):
+        return _ALONE
+    mine, before = _locate(children, me)
+    return _decide_semaphore(mine, before, len(before))
 
 
 def _decide_read(before: list[Contender], index: int, own: set[str]) -> Decision:

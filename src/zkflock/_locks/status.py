@@ -11,7 +11,7 @@ from zkflock._names import decode_node_name
 from zkflock._zk.errors import NodeMissingError
 
 if TYPE_CHECKING:
-    from zkflock._session import Session
+    from zkflock._locks.core import LockCore
 
 _KINDS = {"x": "exclusive", "r": "shared", "s": "semaphore"}
 
@@ -47,10 +47,10 @@ def _number(value: object) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def list_holders(session: Session, name: str) -> list[Holder]:
+def list_holders(core: LockCore, name: str) -> list[Holder]:
     """Holders and waiters of ``name`` in queue order (one pipelined read)."""
-    norm, parent = session.lock_path(name)
-    rows = {n: (d, czxid, ctime) for n, d, czxid, ctime in session.zk.children_data(parent)}
+    norm, parent = core.lock_path(name)
+    rows = {n: (d, czxid, ctime) for n, d, czxid, ctime in core.zk.children_data(parent)}
     names = list(rows)
     out = []
     for contender in queue(names):
@@ -75,11 +75,11 @@ def list_holders(session: Session, name: str) -> list[Holder]:
     return out
 
 
-def list_lock_names(session: Session) -> list[str]:
+def list_lock_names(core: LockCore) -> list[str]:
     """Every lock name with a queue under the session's namespace."""
-    base = f"{session.settings.namespace}/locks"
+    base = f"{core.settings.namespace}/locks"
     try:
-        names = session.zk.children(base)
+        names = core.zk.children(base)
     except NodeMissingError:
         return []  # no namespace yet: no locks
     return sorted(decode_node_name(n) for n in names)

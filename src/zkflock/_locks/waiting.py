@@ -1,11 +1,11 @@
-"""The one waiting loop of every lock kind, as a base of ``Lock``.
+"""The one waiting loop of every lock kind: ``Waiter``, composed with a driver.
 
-A kind is only a node prefix plus the pure decision of ``protocol``; this
-loop does the I/O: queue (create and list, pipelined), decide, watch the
-nodes the decision names, and wait with one monotonic deadline for the whole
-acquire. ``Lock.acquire`` owns the deadline, the counters and the clean-up;
-``_many.MultiLock`` only enqueues differently (one multi-transaction) and
-then waits here queue by queue.
+The loop does the I/O of one acquire attempt: queue (create and list,
+pipelined; one multi-transaction for ``lock_many``, through the same enqueue
+and adopt path), decide with the driver, watch the nodes the decision names,
+and wait with one monotonic deadline for the whole acquire. Our nodes are
+deleted on every way out that does not end in a grant. ``Lock`` owns the
+object's state, the per-thread counts and the events.
 """
 
 from __future__ import annotations
@@ -16,24 +16,19 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from zkflock._errors import ConfigError, LockTimeoutError, SessionExpiredError, ZkflockError
-from zkflock._locks.protocol import (
-    EXCLUSIVE,
-    SEMAPHORE,
-    Decision,
-    NotQueuedError,
-    decide,
-    node_prefix,
-    parse_node,
-)
+from zkflock._errors import ConfigError, SessionExpiredError, ZkflockError
+from zkflock._locks.protocol import Decision, NotQueuedError, parse_node
+from zkflock._names import describe_names
 from zkflock._zk.client import new_guid, remaining
-from zkflock._zk.errors import Disconnected, NodeMissingError
+from zkflock._zk.errors import MAX_REQUEST, Disconnected, NodeMissingError, RequestTooLargeError
 from zkflock._zk.queue import Enqueued
 
 if TYPE_CHECKING:
-    from zkflock._session import Session
+    from zkflock._locks.core import LockCore
+    from zkflock._locks.drivers import Driver
 
 log = logging.getLogger("zkflock")
 
@@ -81,65 +76,148 @@ def holder_data(kind: str, purpose: str, acquired: bool) -> bytes:
     return f'{head},"queued_at":{now!r},"acquired_at":{acquired_at}}}'.encode()
 
 
-class QueueWaiting:
-    """The per-queue waiting machinery shared by every lock kind."""
+#: What one attempt gives once held: our node paths, the token, the epoch.
+Granted = tuple[tuple[str, ...], int, int]
 
-    _session: Session
-    _name: str
-    _parents: tuple[str, ...]
-    _kind: str
-    _leases: int
-    _timeout: float | None
-    _purpose: str
-    _cancel: threading.Event
-    _wakeup: threading.Event | None
 
-    @property
-    def names(self) -> tuple[str, ...]:
-        """Every normalised name this lock covers (one, except for ``lock_many``)."""
-        return (self._name,)
+class Waiter:
+    """One acquire attempt of ``owner`` on ``parents`` (one queue, or each of
+    lock_many's), composed with the kind's ``driver``."""
 
-    def _refuse_upgrade(self) -> None:
-        """An exclusive node queued behind one this session holds would wait
+    def __init__(
+        self,
+        core: LockCore,
+        driver: Driver,
+        names: tuple[str, ...],
+        parents: tuple[str, ...],
+        *,
+        owner: object,
+        purpose: str,
+        cancelled: Callable[[], bool],
+    ) -> None:
+        self._core = core
+        self._driver = driver
+        self._names = names
+        self._name = describe_names(names)
+        self._parents = parents
+        self._owner = owner
+        self._purpose = purpose
+        self._cancelled = cancelled
+        self._wakeup: threading.Event | None = None
+
+    def wake(self) -> None:
+        """Wake the wait (cancel() from another thread)."""
+        wakeup = self._wakeup
+        if wakeup is not None:
+            wakeup.set()
+
+    def run(self, deadline: float | None) -> Granted | None:
+        """Queue and wait: what was granted, or None when the deadline passed."""
+        self._refuse_waiting_for_own()
+        epoch = self._core.epoch
+        entries = self._enqueue(deadline)
+        if entries is None:
+            return None  # ZooKeeper stayed out of reach until the deadline
+        paths = tuple(f"{p}/{e.node}" for p, e in zip(self._parents, entries, strict=True))
+        try:
+            granted = all(
+                self._wait(parent, entry, deadline, epoch)
+                for parent, entry in zip(self._parents, entries, strict=True)
+            )
+        except BaseException:
+            # Ours or the caller's (KeyboardInterrupt, a bug): the node goes,
+            # the exception passes through unchanged.
+            self._core.discard(paths)
+            raise
+        if not granted:
+            self._core.discard(paths)
+            return None
+        return paths, entries[0].token, epoch
+
+    def _refuse_waiting_for_own(self) -> None:
+        """An exclusive node queued behind one its own owner holds would wait
         for itself forever: refuse before anything is enqueued."""
-        if self._kind != EXCLUSIVE:
+        if not self._driver.excludes_own:
             return
-        for name, parent in zip(self.names, self._parents, strict=True):
-            if self._session.own_nodes(parent):
+        for name, parent in zip(self._names, self._parents, strict=True):
+            if self._core.own_nodes(parent, self._owner):
                 raise ConfigError(
-                    f"this session already holds {name!r}; a write/exclusive lock behind it "
+                    f"this thread already holds {name!r}; a write/exclusive lock behind it "
                     "would wait for itself forever (upgrading a read lock is not supported: "
                     "release it first, then take the write lock)"
                 )
 
-    def _enqueue(self, deadline: float | None) -> list[Enqueued]:
-        """Create our node (and the parent when missing); after a lost reply,
-        adopt the node we made rather than leak it."""
-        zk = self._session.zk
-        parent = self._parents[0]
+    # -- queueing: one path for one queue and for lock_many's ---------------
+
+    def _enqueue(self, deadline: float | None) -> list[Enqueued] | None:
+        """Create our node in every queue (making missing parents); after a
+        lost reply, adopt the nodes we made rather than leak them. None when
+        ZooKeeper stayed unreachable until the deadline."""
+        zk = self._core.zk
         guid = new_guid()
-        prefix = node_prefix(self._kind, guid, self._leases)
-        data = holder_data(self._kind, self._purpose, acquired=False)
+        data = holder_data(self._driver.letter, self._purpose, acquired=False)
         maybe_created = False
         while True:
             try:
                 if maybe_created:
-                    found = zk.find_own(parent, guid)
+                    found = self._adopt(guid)
                     if found is not None:
-                        return [found]
-                return [zk.enqueue(parent, prefix, data, guid)]
+                        return found
+                    # Strays of that guid are being deleted: queue afresh.
+                    maybe_created, guid = False, new_guid()
+                return self._send(guid, data)
             except NodeMissingError:
-                self._session.ensure_parent(parent)
+                for parent in self._parents:
+                    self._core.ensure_parent(parent)
             except Disconnected:
                 maybe_created = True
                 if not zk.wait_connected(remaining(deadline)):
-                    self._session.discard_guid(parent, guid)
-                    raise LockTimeoutError(self._name, self._timeout) from None
+                    for parent in self._parents:
+                        self._core.discard_guid(parent, guid)
+                    return None
+
+    def _send(self, guid: str, data: bytes) -> list[Enqueued]:
+        zk, parents = self._core.zk, self._parents
+        prefix = self._driver.prefix(guid)
+        unknown = [p for p in parents if not self._core.parent_known(p)]
+        if len(parents) == 1:
+            entries = [zk.enqueue(parents[0], prefix, data, make_parent=bool(unknown))]
+        else:
+            try:
+                entries = zk.enqueue_many(
+                    parents, [prefix] * len(parents), data, make_parents=unknown
+                )
+            except RequestTooLargeError as exc:
+                raise ConfigError(
+                    f"lock_many of {len(parents):,} names ({self._name}) needs one request "
+                    f"of {exc.size:,} bytes, more than ZooKeeper takes ({MAX_REQUEST:,}, "
+                    f"jute.maxbuffer): at most {exc.fit:,} of these names fit in one "
+                    "lock_many; lock fewer names at once. Nothing was sent"
+                ) from exc
+        self._core.parents_seen(unknown)
+        return entries
+
+    def _adopt(self, guid: str) -> list[Enqueued] | None:
+        """Our nodes of ``guid``, if the lost create made them (a multi makes
+        all or none); else delete any strays of it and return None."""
+        found = []
+        for parent in self._parents:
+            entry = self._core.zk.find_own(parent, guid)
+            if entry is None:
+                for other in self._parents:
+                    self._core.discard_guid(other, guid)
+                return None
+            found.append(entry)
+        return found
+
+    # -- waiting, queue by queue --------------------------------------------
 
     def _wait(self, parent: str, entry: Enqueued, deadline: float | None, epoch: int) -> bool:
         """Wait until the decision for our node under ``parent`` says held;
-        False on timeout."""
-        zk = self._session.zk
+        False on timeout. Being granted in a queue is permanent until we
+        release, so waiting for lock_many's queues in turn takes as long as
+        the slowest."""
+        core, zk = self._core, self._core.zk
         children = entry.children
         waited = False
         while True:
@@ -152,37 +230,35 @@ class QueueWaiting:
             deleted = self._watch_and_wait(parent, decision, deadline)
             if deleted is None:
                 return False
-            if epoch != self._session.epoch:
+            if epoch != core.epoch:
                 raise SessionExpiredError(
                     f"the ZooKeeper session was lost while waiting for {self._name!r}"
                 )
-            if not self._session.connected and not zk.wait_connected(remaining(deadline)):
+            if not core.connected and not zk.wait_connected(remaining(deadline)):
                 return False
             if deleted and decision.grant_on_delete:
                 break  # we were next: no need to list the queue again
             children = None
-        if epoch != self._session.epoch:
+        if epoch != core.epoch:
             raise SessionExpiredError(f"the ZooKeeper session was lost while taking {self._name!r}")
-        if waited and self._kind == SEMAPHORE:
+        if waited and self._driver.signals_grant:
             # Only a semaphore's successor needs the touch (its grant signal).
             # For the other kinds it cost a write per handoff and woke the
-            # waiter behind us for nothing (an exists watch fires on a data
-            # change too), which then listed the queue and watched again:
-            # `zkflock bench contended` measured it. A holder that waited
-            # shows its queued-at as `since`.
+            # waiter behind us for nothing (a data watch fires on a change
+            # too): `zkflock bench contended` measured it.
             self._touch(parent, entry.node, decision)
         return True
 
     def _decide(self, parent: str, children: list[str], node: str) -> Decision:
-        own = self._session.own_nodes(parent)
+        own = self._core.own_nodes(parent, self._owner)
         try:
-            decision = decide(children, node, own)
+            decision = self._driver.decide(children, node, own)
         except NotQueuedError:
             raise SessionExpiredError(
                 f"our place in the queue for {self._name!r} vanished: "
                 "the ZooKeeper session expired while waiting"
             ) from None
-        if not decision.held and self._kind != SEMAPHORE:
+        if not decision.held and own and self._driver.refuses_self_wait:
             _refuse_waiting_on_self(self._name, decision, own)
         return decision
 
@@ -199,12 +275,12 @@ class QueueWaiting:
             event.set()
 
         self._wakeup = event
-        self._session.add_wakeup(event)
+        self._core.add_wakeup(event)
         try:
             try:
                 paths = [f"{parent}/{n}" for n in decision.watch]
-                present = self._session.zk.watch(paths, on_event)
-            except (Disconnected, NodeMissingError):
+                present = self._core.zk.watch(paths, on_event)
+            except Disconnected:
                 present = True  # the state change wakes us; look again then
             if not present:
                 return True
@@ -214,11 +290,11 @@ class QueueWaiting:
             self._check_cancelled()
             return any(deleted)
         finally:
-            self._session.remove_wakeup(event)
+            self._core.remove_wakeup(event)
             self._wakeup = None
 
     def _check_cancelled(self) -> None:
-        if self._cancel.is_set():
+        if self._cancelled():
             raise AcquireCancelledError(f"acquiring {self._name!r} was cancelled")
 
     def _touch(self, parent: str, node: str, decision: Decision) -> None:
@@ -226,8 +302,8 @@ class QueueWaiting:
         reply, so a handoff costs no round trip; for a semaphore it is also
         the signal that wakes our successor (Decision.signal_grant)."""
         try:
-            self._session.zk.set_data_nowait(
-                f"{parent}/{node}", holder_data(self._kind, self._purpose, acquired=True)
+            self._core.zk.set_data_nowait(
+                f"{parent}/{node}", holder_data(self._driver.letter, self._purpose, acquired=True)
             )
         except ZkflockError as exc:
             if decision.signal_grant:
@@ -236,9 +312,9 @@ class QueueWaiting:
 
 
 def _refuse_waiting_on_self(name: str, decision: Decision, own: set[str]) -> None:
-    """A reader that must wait on a writer queued behind this session's own
-    hold (a downgrade with another writer already waiting) would wait for
-    itself: that writer waits for our hold to go. Refuse rather than hang."""
+    """A reader that must wait on a writer queued behind its own thread's hold
+    (a downgrade with another writer already waiting) would wait for itself:
+    that writer waits for our hold to go. Refuse rather than hang."""
     seqs = [c.seq for c in map(parse_node, own) if c is not None]
     if not seqs:
         return
@@ -246,7 +322,7 @@ def _refuse_waiting_on_self(name: str, decision: Decision, own: set[str]) -> Non
         contender = parse_node(watched)
         if contender is not None and contender.seq > min(seqs):
             raise ConfigError(
-                f"taking {name!r} now would wait for this session's own hold: another "
+                f"taking {name!r} now would wait for this thread's own hold: another "
                 "writer is queued behind it. Release the lock you hold first (a downgrade "
                 "works only while no other writer waits)"
             )

@@ -169,12 +169,14 @@ class ZkClient(QueueOps, FileOps):
         with translated(f"creating {path}"):
             self._bounded(self._client.ensure_path_async(path))
 
-    def create_container(self, path: str) -> None:
-        result = self._client.handler.async_result()
-        request = _CreateContainer(
+    def _container(self, path: str) -> _CreateContainer:
+        return _CreateContainer(
             _prefix_root(self._client.chroot, path), b"", self._acl(), CONTAINER_FLAGS
         )
-        self._client._call(request, result)
+
+    def create_container(self, path: str) -> None:
+        result = self._client.handler.async_result()
+        self._client._call(self._container(path), result)
         with translated(f"creating {path}"), suppress(ke.NodeExistsError):
             self._bounded(result)
 
@@ -211,19 +213,26 @@ class ZkClient(QueueOps, FileOps):
             return list(self._bounded(self._client.get_children_async(parent)))
 
     def watch(self, paths: Sequence[str], on_event: Callable[[bool], None]) -> bool:
-        """Set exists watches on ``paths``, pipelined. ``on_event(deleted)``
+        """Set data watches on ``paths`` (getData, pipelined). ``on_event(deleted)``
         runs on kazoo's callback thread. Returns False when one is already
-        gone (the caller must look again rather than wait)."""
+        gone (the caller must look again rather than wait).
+
+        getData, not exists: an exists watch on a node that is already gone
+        stays on the server for the session's life, waiting for a creation
+        that a sequential name never sees again (Curator's getData comment).
+        getData on a missing node fails and leaves no watch."""
 
         def fire(event: WatchedEvent) -> None:
             on_event(event.type == EventType.DELETED)
 
-        pending = [self._client.exists_async(p, watch=fire) for p in paths]
+        pending = [self._client.get_async(p, watch=fire) for p in paths]
         all_there = True
         for path, result in zip(paths, pending, strict=True):
-            with translated(f"watching {path}"):
-                if self._bounded(result) is None:
-                    all_there = False
+            try:
+                with translated(f"watching {path}"):
+                    self._bounded(result)
+            except NodeMissingError:
+                all_there = False
         return all_there
 
     def _require_connected(self, what: str) -> None:

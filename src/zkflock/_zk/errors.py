@@ -27,6 +27,21 @@ from zkflock._errors import (
 # ZooKeeper drops the connection on a packet above jute.maxbuffer (1 MiB by
 # default) and kazoo would then resend it forever: refuse before sending.
 MAX_NODE_DATA = 1_000_000
+#: The largest request we send: jute.maxbuffer's default (1 MiB - 1) minus
+#: 64 KiB of headroom for the request header and a server configured a
+#: little lower.
+MAX_REQUEST = 1024 * 1024 - 64 * 1024
+
+
+class RequestTooLargeError(ConfigError):
+    """A request (a lock_many's multi) would not fit in one ZooKeeper packet.
+
+    ``fit`` is how many of its operations, taken in order, would fit."""
+
+    def __init__(self, message: str, size: int, fit: int) -> None:
+        super().__init__(message)
+        self.size = size
+        self.fit = fit
 
 
 def check_size(path: str, data: bytes) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from kazoo import exceptions as ke
 from kazoo.client import _prefix_root
 from kazoo.protocol.serialization import (
+    Create,
     Create2,
     GetChildren,
     MultiHeader,
@@ -26,7 +27,13 @@ from kazoo.protocol.serialization import (
 from kazoo.protocol.states import KeeperState
 
 from zkflock._errors import SessionExpiredError
-from zkflock._zk.errors import Disconnected, check_size, translated
+from zkflock._zk.errors import (
+    MAX_REQUEST,
+    Disconnected,
+    RequestTooLargeError,
+    check_size,
+    translated,
+)
 
 EPHEMERAL_SEQUENTIAL = 3  # kazoo's create flags: ephemeral 1 | sequence 2
 
@@ -61,6 +68,32 @@ class _ListMany(Transaction):  # type: ignore[misc]
                 results.append(ke.EXCEPTIONS[err]())
             header, offset = MultiHeader.deserialize(buffer, offset)
         return results
+
+
+_HEADER = 9  # a multi's per-operation header: type, done, error
+_OVERHEAD = 4 + 8 + _HEADER  # length prefix, xid and type, the closing header
+
+
+def check_multi(ops: Sequence[Any]) -> None:
+    """Refuse a multi that would not fit in one packet (jute.maxbuffer): the
+    server would drop the connection and kazoo resend it for ever, and the
+    session's other locks would be lost meanwhile. Measured on the
+    serialised operations, so the error can say how many would fit."""
+    size = _OVERHEAD
+    fit = None
+    # ``fit`` keeps 1% spare: the holder data's timestamps vary in length
+    # from one attempt to the next.
+    for n, op in enumerate(ops):
+        size += _HEADER + len(op.serialize())
+        if fit is None and size > MAX_REQUEST * 0.99:
+            fit = n
+    if size > MAX_REQUEST:
+        raise RequestTooLargeError(
+            f"a multi of {len(ops):,} operations is {size:,} bytes; ZooKeeper takes at most "
+            f"{MAX_REQUEST:,} in one request here (jute.maxbuffer, 1 MiB by default)",
+            size,
+            fit or 0,
+        )
 
 
 @dataclass(frozen=True)
@@ -114,18 +147,26 @@ class QueueOps:
                 result.set_exception(ke.ConnectionClosedError("Connection has been closed"))
         return results
 
-    def enqueue(self, parent: str, prefix: str, data: bytes, guid: str) -> Enqueued:
+    def _container(self, parent: str) -> Any:
+        raise NotImplementedError
+
+    def enqueue(
+        self, parent: str, prefix: str, data: bytes, *, make_parent: bool = False
+    ) -> Enqueued:
         """Create our ephemeral sequential node and list the queue, pipelined.
 
         ZooKeeper answers one session's requests in order, so the listing sent
         right behind the create already contains our node: one round trip.
+        ``make_parent``: a createContainer of the parent goes first in the same
+        pipeline (its NodeExists is ignored), so a new name costs no extra
+        round trip either.
         """
         self._require_connected(f"queueing under {parent}")
         client = self._client
         check_size(parent, data)
         # Straight to kazoo's request layer: create_async's argument checks and
         # its second async result cost more client CPU than the listing does.
-        created, listed = self._pipeline(
+        requests = [
             Create2(
                 _prefix_root(client.chroot, f"{parent}/{prefix}", trailing=True),
                 data,
@@ -133,7 +174,10 @@ class QueueOps:
                 EPHEMERAL_SEQUENTIAL,
             ),
             GetChildren(_prefix_root(client.chroot, parent), None),
-        )
+        ]
+        if make_parent:
+            requests.insert(0, self._container(parent))
+        *_, created, listed = self._pipeline(*requests)
         with translated(f"queueing under {parent}"):
             path, stat = self._bounded(created)
         try:
@@ -144,7 +188,12 @@ class QueueOps:
         return Enqueued(path.rsplit("/", 1)[1], int(stat.czxid), children)
 
     def enqueue_many(
-        self, parents: Sequence[str], prefixes: Sequence[str], data: bytes
+        self,
+        parents: Sequence[str],
+        prefixes: Sequence[str],
+        data: bytes,
+        *,
+        make_parents: Sequence[str] = (),
     ) -> list[Enqueued]:
         """Create one ephemeral sequential node under each parent in ONE
         multi-transaction, and list every queue, pipelined behind it.
@@ -153,17 +202,27 @@ class QueueOps:
         multis the same way: a waiter only ever waits on older transactions
         and no cycle (deadlock) can form. kazoo's multi reply carries paths
         only, so the token (the shared czxid) costs one more round trip.
-        Raises NodeMissingError when a parent is missing (nothing was made).
+        ``make_parents`` are created as containers first, in the same pipeline.
+        Raises NodeMissingError when a parent is missing (nothing was made),
+        and RequestTooLargeError, before anything is sent, when the multi
+        would not fit in one packet.
         """
+        self._require_connected(f"queueing under {len(parents)} locks")
         client = self._client
         check_size(parents[0], data)
-        tx = client.transaction()
-        for parent, prefix in zip(parents, prefixes, strict=True):
-            tx.create(f"{parent}/{prefix}", data, ephemeral=True, sequence=True)
-        committed = tx.commit_async()
-        (listed_all,) = self._pipeline(
-            _ListMany([GetChildren(_prefix_root(client.chroot, p), None) for p in parents])
+        acl = self._acl()
+        ops = [
+            Create(_prefix_root(client.chroot, f"{parent}/{prefix}"), data, acl,
+                   EPHEMERAL_SEQUENTIAL)
+            for parent, prefix in zip(parents, prefixes, strict=True)
+        ]
+        check_multi(ops)
+        pending = self._pipeline(
+            *(self._container(p) for p in make_parents),
+            Transaction(ops),
+            _ListMany([GetChildren(_prefix_root(client.chroot, p), None) for p in parents]),
         )
+        committed, listed_all = pending[-2:]
         with translated(f"queueing under {len(parents)} locks"):
             results = self._bounded(committed)
             failed = [r for r in results if isinstance(r, Exception)]
