@@ -148,6 +148,10 @@ class Session:
     def connected(self) -> bool:
         return self._core.connected
 
+    def lock_path(self, name: str) -> tuple[str, str]:
+        """(normalised name, the lock's parent znode) of lock ``name``."""
+        return self._core.lock_path(name)
+
     @property
     def zk(self) -> ZkClient:
         """The kazoo boundary (for the fenced files, the benchmarks and tests)."""
