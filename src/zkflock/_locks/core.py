@@ -46,12 +46,13 @@ _MAX_CACHED = 100_000  # names and parents remembered per session (then forgotte
 class Holding:
     """A held lock as the core sees it: its nodes, its owner, and what to do
     when the session loses it (``lost(reason)`` forgets the lock and returns
-    the user callbacks to run on the worker thread) or closes."""
+    the user callbacks to run on the worker thread) or closes (``release(delete)``
+    forgets it, and deletes its nodes if ``delete``)."""
 
     paths: tuple[str, ...]
     owner: object
     lost: Callable[[str], Callable[[], None] | None]
-    release: Callable[[], None]
+    release: Callable[[bool], None]
 
 
 class LockCore:
@@ -209,9 +210,13 @@ class LockCore:
             return
         with self._mutex:
             holdings = list(self._held.values())
+        # Ending a session we own deletes its ephemeral nodes on the server,
+        # all at once: 10,000 held locks need no 10,000 deletes. An adopted
+        # client lives on, so its nodes are deleted one lock at a time.
+        delete = not self.zk.owned
         for holding in holdings:
             try:
-                holding.release()
+                holding.release(delete)
             except ZkflockError as exc:  # pragma: no cover - best effort on close
                 log.warning("releasing %s on close failed: %s", holding.paths[:1], exc)
         self._closed = True

@@ -340,13 +340,14 @@ class Lock(AsyncFace):
             if isinstance(state, Held):
                 self._drop(state)
 
-    def _release_on_close(self) -> None:
+    def _release_on_close(self, delete: bool) -> None:
         with self._cond:
             state = self._state
             if not isinstance(state, Held):
                 return
             self._drop(state)
-        self._core.discard(state.paths)
+        if delete:
+            self._core.discard(state.paths)
 
     def _session_lost(self, paths: tuple[str, ...], reason: str) -> Callable[[], None] | None:
         """The core declared the session's locks lost (its nodes are being

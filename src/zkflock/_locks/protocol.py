@@ -71,7 +71,7 @@ class Decision:
     """What a contender should do next.
 
     ``held``: it holds the lock now. ``watch``: the nodes whose change may let
-    it in (each watched with an exists watch). ``grant_on_delete``: if any
+    it in (each watched with a getData watch). ``grant_on_delete``: if any
     watched node is deleted, it holds the lock without listing the children
     again, because nothing else stands before it and newcomers queue behind.
     ``signal_grant``: on being granted after waiting it must touch its own

@@ -139,6 +139,11 @@ class ZkClient(QueueOps, FileOps):
         return None if client_id is None else int(client_id[0])
 
     @property
+    def owned(self) -> bool:
+        """Whether closing this client ends the session (we started it)."""
+        return self._owned
+
+    @property
     def negotiated_timeout(self) -> float:
         return float(self._client._session_timeout) / 1000.0
 

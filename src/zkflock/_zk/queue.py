@@ -74,22 +74,26 @@ _HEADER = 9  # a multi's per-operation header: type, done, error
 _OVERHEAD = 4 + 8 + _HEADER  # length prefix, xid and type, the closing header
 
 
-def check_multi(ops: Sequence[Any]) -> None:
-    """Refuse a multi that would not fit in one packet (jute.maxbuffer): the
-    server would drop the connection and kazoo resend it for ever, and the
-    session's other locks would be lost meanwhile. Measured on the
-    serialised operations, so the error can say how many would fit."""
+def check_creates(paths: Sequence[str], data: bytes, acl: Sequence[Any]) -> None:
+    """Refuse a multi of creates that would not fit in one packet
+    (jute.maxbuffer): the server would drop the connection and kazoo resend
+    it for ever, and the session's other locks would be lost meanwhile.
+    Sized as kazoo serialises a create (path, data, ACL list, flags), before
+    anything is built, so the error can say how many would fit."""
+    fixed = _HEADER + 4 + 4 + len(data) + 4 + 4 + sum(
+        12 + len(a.id.scheme.encode()) + len(a.id.id.encode()) for a in acl
+    )
     size = _OVERHEAD
     fit = None
     # ``fit`` keeps 1% spare: the holder data's timestamps vary in length
     # from one attempt to the next.
-    for n, op in enumerate(ops):
-        size += _HEADER + len(op.serialize())
+    for n, path in enumerate(paths):
+        size += fixed + len(path.encode())
         if fit is None and size > MAX_REQUEST * 0.99:
             fit = n
     if size > MAX_REQUEST:
         raise RequestTooLargeError(
-            f"a multi of {len(ops):,} operations is {size:,} bytes; ZooKeeper takes at most "
+            f"a multi of {len(paths):,} creates is {size:,} bytes; ZooKeeper takes at most "
             f"{MAX_REQUEST:,} in one request here (jute.maxbuffer, 1 MiB by default)",
             size,
             fit or 0,
@@ -211,12 +215,10 @@ class QueueOps:
         client = self._client
         check_size(parents[0], data)
         acl = self._acl()
-        ops = [
-            Create(_prefix_root(client.chroot, f"{parent}/{prefix}"), data, acl,
-                   EPHEMERAL_SEQUENTIAL)
-            for parent, prefix in zip(parents, prefixes, strict=True)
-        ]
-        check_multi(ops)
+        paths = [_prefix_root(client.chroot, f"{parent}/{prefix}")
+                 for parent, prefix in zip(parents, prefixes, strict=True)]
+        check_creates(paths, data, acl)
+        ops = [Create(path, data, acl, EPHEMERAL_SEQUENTIAL) for path in paths]
         pending = self._pipeline(
             *(self._container(p) for p in make_parents),
             Transaction(ops),
