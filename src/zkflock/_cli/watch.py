@@ -87,7 +87,7 @@ class StatusWatch:
         zk = self._session.zk
         listings = list_children_many(zk, parents, watch=self._watch)
         missing = [p for p, kids in zip(parents, listings, strict=True) if kids is None]
-        if missing and zk.watch(missing, lambda _deleted: self._changed.set()):
+        if missing and zk.watch_created(missing, lambda _deleted: self._changed.set()):
             self._changed.set()  # created meanwhile: look again at once
         return listings
 

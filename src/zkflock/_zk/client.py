@@ -240,6 +240,24 @@ class ZkClient(QueueOps, FileOps):
                 all_there = False
         return all_there
 
+    def watch_created(self, paths: Sequence[str], on_event: Callable[[bool], None]) -> bool:
+        """Set exists watches on ``paths``, pipelined: they fire when a missing
+        path is created (and on a change or deletion). True when every path
+        exists now. Only for paths that may be created again (a lock's
+        parent): on a sequential node that is gone such a watch never fires
+        and stays for the session's life; lock waiters use :meth:`watch`."""
+
+        def fire(event: WatchedEvent) -> None:
+            on_event(event.type == EventType.DELETED)
+
+        pending = [self._client.exists_async(p, watch=fire) for p in paths]
+        all_there = True
+        for path, result in zip(paths, pending, strict=True):
+            with translated(f"watching {path}"):
+                if self._bounded(result) is None:
+                    all_there = False
+        return all_there
+
     def _require_connected(self, what: str) -> None:
         # kazoo queues a request made while it reconnects and its reply is
         # awaited without a bound: during a partition release() and
