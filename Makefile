@@ -91,6 +91,12 @@ bench-network: setup
 slow: setup
 	$(BIN)/python -m pytest -q -m slow
 
+# The container scenario (docker-compose.yml, then the 3-node ensemble with its
+# leader killed), as root on a machine without a registry: see docker/compose-test.
+.PHONY: compose-test
+compose-test: setup
+	bash docker/compose-test
+
 clean:
 	@if [ -x $(BIN)/zkflock ] && [ -f $(SERVER_DIR)/state.json ]; then \
 	  $(BIN)/zkflock server stop --dir $(SERVER_DIR) || true; fi
