@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
@@ -22,6 +23,7 @@ from typing import Any
 
 from kazoo import exceptions as ke
 from kazoo.client import KazooClient, KazooState, _prefix_root
+from kazoo.handlers.threading import SequentialThreadingHandler
 from kazoo.interfaces import IAsyncResult
 from kazoo.protocol.serialization import Create2, Delete
 from kazoo.protocol.states import EventType, WatchedEvent
@@ -60,6 +62,24 @@ class _CreateContainer(Create2):  # type: ignore[misc]
 CONTAINER_FLAGS = 4
 
 
+class OneSelectHandler(SequentialThreadingHandler):  # type: ignore[misc]
+    """kazoo's threading handler with one ``select(2)`` per ``select`` call.
+
+    kazoo's connection thread selects before every read and write and once
+    per loop turn (~9 times per acquire+release); the stock handler builds
+    and closes a new epoll selector each time (``selector_select``: 4 system
+    calls and ~24 µs of CPU here, ``select.select`` ~2 µs). ``zkflock bench
+    hotpath`` measured the stock and this handler side by side. A descriptor
+    past ``FD_SETSIZE`` (what the selector exists for) takes kazoo's way.
+    """
+
+    def select(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return select.select(*args, **kwargs)
+        except ValueError:  # a descriptor past FD_SETSIZE (or a closed one)
+            return super().select(*args, **kwargs)
+
+
 class ZkClient(QueueOps, FileOps):
     """A started kazoo client behind typed methods."""
 
@@ -87,6 +107,7 @@ class ZkClient(QueueOps, FileOps):
         kwargs: dict[str, Any] = dict(tls or {})
         client = KazooClient(
             hosts=hosts,
+            handler=OneSelectHandler(),
             timeout=session_timeout,
             auth_data=list(auth) or None,
             default_acl=kazoo_acl(acl),
