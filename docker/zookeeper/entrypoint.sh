@@ -29,9 +29,12 @@ if [ -n "${ZOO_MY_ID:-}" ] && [ ! -f "$data/myid" ]; then
 fi
 
 # zookeeper.jar's manifest names its dependencies; slf4j-simple sends the log
-# to stderr, that is to `docker logs`.
+# to stderr, that is to `docker logs`. The healthcheck's `srvr` every second
+# would log two INFO lines each: those two loggers say only warnings.
 exec java ${JVMFLAGS:--Xmx256m -XX:+UseSerialGC} \
   -Dorg.slf4j.simpleLogger.showDateTime=true \
   -Dorg.slf4j.simpleLogger.defaultLogLevel="${ZOO_LOG_LEVEL:-info}" \
+  -Dorg.slf4j.simpleLogger.log.org.apache.zookeeper.server.NIOServerCnxn=warn \
+  -Dorg.slf4j.simpleLogger.log.org.apache.zookeeper.server.command.FourLetterCommands=warn \
   -cp /usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar \
   org.apache.zookeeper.server.quorum.QuorumPeerMain "$conf"
