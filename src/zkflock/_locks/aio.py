@@ -110,32 +110,3 @@ class AsyncLock:
         tb: TracebackType | None,
     ) -> None:
         await exit_async(self._lock, exc_type)
-
-
-
-
-class AsyncFace:
-    """``async with lock`` and ``await lock.acquire_async()`` on ``Lock``
-    itself, through the same functions as :class:`AsyncLock`."""
-
-    async def __aenter__(self) -> Lock:
-        return await enter_async(self._as_lock())
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await exit_async(self._as_lock(), exc_type)
-
-    async def acquire_async(self, blocking: bool = True, timeout: float | None = None) -> bool:
-        """``acquire`` off the event loop; cancelling the task cancels the wait."""
-        return await acquire_async(self._as_lock(), blocking, timeout)
-
-    async def release_async(self) -> None:
-        """``release`` off the event loop."""
-        await release_async(self._as_lock())
-
-    def _as_lock(self) -> Lock:
-        return self  # type: ignore[return-value]  # mixed into Lock only

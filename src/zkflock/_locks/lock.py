@@ -31,7 +31,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from zkflock._errors import ConfigError, LockLostError, LockNotHeldError, LockTimeoutError
-from zkflock._locks.aio import AsyncFace
+from zkflock._locks.async_face import AsyncFace
 from zkflock._locks.core import Holding
 from zkflock._locks.drivers import MAX_LEASES, Driver, driver_for
 from zkflock._locks.protocol import EXCLUSIVE, SEMAPHORE
