@@ -80,6 +80,7 @@ def summarize_uncontended(raw: dict[str, Any]) -> dict[str, Any]:
         "latency_ms": lat,
         "cpu_us_per_cycle": cpu,
         "zxid_per_cycle": raw["zxid_per_cycle"],
+        "failed_cycles": {k: v.get("errors", 0) for k, v in raw["contenders"].items()},
         "ratios": ratios,
         "ratio_spread": {
             f"zkflock/{other} p50": round_ratios(raw["contenders"], "zkflock", other)
@@ -111,6 +112,7 @@ def summarize_run(run: dict[str, Any]) -> dict[str, Any]:
         "wait_ms": {"p50": pct(waits, 0.5), "p99": pct(waits, 0.99)},
         "fifo_overtakes": overtakes(run["tokens"]),
         "overlaps": run["overlaps"],
+        "errors": run.get("errors", 0),
         "wakes_per_handoff": _ratio(run["wakes"], handoffs),
         "server_notifications_per_handoff": _ratio(run["server_notifications"], handoffs),
     }
@@ -140,6 +142,7 @@ def summarize_contended(raw: dict[str, Any]) -> dict[str, Any]:
         "ratio_spread": ratio_spread,
         "fifo_overtakes": sum(r["fifo_overtakes"] for r in zk_runs),
         "overlaps": sum(r["overlaps"] for r in runs),
+        "failed_cycles": sum(r["errors"] for r in runs),
         "runs": runs,
         "ratios": ratios,
     }

@@ -50,6 +50,7 @@ def contend(hosts: str, kind: str, procs: int, cfg: BenchConfig) -> dict[str, An
         "tokens": [g[1] for g in grants],
         "waits": [w for r in results for w in r["waits"]],
         "overlaps": sum(r["overlaps"] for r in results),
+        "errors": sum(r["errors"] for r in results),
         "wakes": sum(r["wakes"] for r in results),
         "server_notifications": fired,
         "memory_kib": [r["memory_kib"] for r in results],

@@ -92,7 +92,10 @@ def _facts(summaries: dict[str, Any]) -> list[str]:
             lines.append(f"       contended @{n:<3} handoffs/s zkflock {row['zkflock']:.0f} "
                          f"kazoo {row['kazoo']:.0f}")
         lines.append(f"       contended FIFO overtakes {c['fifo_overtakes']}, "
-                     f"overlaps {c['overlaps']}")
+                     f"overlaps {c['overlaps']}, failed cycles {c.get('failed_cycles', 0)}")
+    failed = summaries.get("uncontended", {}).get("failed_cycles", {})
+    if any(failed.values()):
+        lines.append(f"       uncontended failed cycles (not timed) {failed}")
     if "herd" in summaries and "runs" in summaries["herd"]:
         h = summaries["herd"]
         lines.append(f"       herd handoffs/s {h['handoffs_per_s']}; notifications/release "
