@@ -79,10 +79,12 @@ def _place(setting: Setting, hosts: str | None, tmp: str) -> Iterator[tuple[str,
     with ExitStack() as stack:
         if hosts is None:
             # A hundred sessions from one address: lift ZooKeeper's cap of
-            # 60 connections per client IP.
+            # 60 connections per client IP. A follower may fall behind for
+            # seconds on a loaded 2-core machine: 10 s (a production default,
+            # 2 s ticks x 5) before the leader drops it and its clients.
             server = LocalZooKeeper(tmp, nodes=setting.nodes, tick_time=500,
                                     force_sync=bool(setting.force_sync),
-                                    extra_config={"maxClientCnxns": "0"})
+                                    extra_config={"maxClientCnxns": "0", "syncLimit": "20"})
             stack.enter_context(server)
             hosts = server.hosts
             if setting.on_follower:
