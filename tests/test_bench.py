@@ -22,11 +22,11 @@ import pytest
 from click.testing import CliRunner
 
 from zkflock._bench.delay import DelayPath
-from zkflock._bench.hotpath import PlainSelectHandler
 from zkflock._bench.report import overtakes, summarize, summarize_run
 from zkflock._bench.scenarios import SCENARIOS, BenchConfig, contend
 from zkflock._bench.workers import node_of
 from zkflock._server.local import LocalZooKeeper
+from zkflock._zk.client import OneSelectHandler
 from zkflock.cli import main
 
 QUICK = BenchConfig.quick()
@@ -88,18 +88,18 @@ def test_lock_kind_scenarios_compute_their_ratios(zk_hosts: str, scenario: str) 
 
 def test_hotpath_measures_the_select_handler_beside_the_stock_one(zk_hosts: str) -> None:
     summary = SCENARIOS["hotpath"](zk_hosts, dataclasses.replace(QUICK, procs=(2,)))
-    assert set(summary["latency_ms"]) == {"zkflock", "zkflock_select", "kazoo", "kazoo_select"}
+    assert set(summary["latency_ms"]) == {"zkflock", "zkflock_epoll", "kazoo", "kazoo_select"}
     assert set(summary["handoffs_per_s"]) == {"2"}
     for ratio in summary["ratios"].values():
         assert math.isfinite(ratio)
         assert ratio > 0
 
 
-def test_select_handler_answers_as_kazoos_and_falls_back_past_fd_setsize() -> None:
+def test_one_select_handler_answers_as_kazoos_and_falls_back_past_fd_setsize() -> None:
     a, b = socket.socketpair()
     high = [fcntl.fcntl(a.fileno(), fcntl.F_DUPFD, 1500)]  # past select(2)'s FD_SETSIZE
     try:
-        handler = PlainSelectHandler()
+        handler = OneSelectHandler()
         b.send(b"x")
         assert handler.select([a], [], [], 1.0)[0] == [a]
         assert handler.select([], [b], [], 1.0)[1] == [b]

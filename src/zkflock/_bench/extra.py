@@ -101,8 +101,8 @@ def make_extra(kind: str, hosts: str, name: str) -> Contender:
         return FencedAppend(hosts, name)
     if base == "plain":
         return PlainAppend(hosts, name)
-    if base in ("zkflock_select", "kazoo_select"):
-        from zkflock._bench.hotpath import KazooSelect, ZkflockSelect
+    if base in ("zkflock_epoll", "kazoo_select"):
+        from zkflock._bench.hotpath import KazooSelect, ZkflockEpoll
 
-        return (ZkflockSelect if base == "zkflock_select" else KazooSelect)(hosts, name)
+        return (ZkflockEpoll if base == "zkflock_epoll" else KazooSelect)(hosts, name)
     raise ValueError(f"unknown benchmark contender {kind!r}")
