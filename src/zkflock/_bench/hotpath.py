@@ -40,7 +40,7 @@ class ZkflockEpoll(ZkflockContender):
 
     def __init__(self, hosts: str, name: str) -> None:
         # This worker process's own class: nothing else runs in it.
-        OneSelectHandler.select = SequentialThreadingHandler.select
+        OneSelectHandler.select = SequentialThreadingHandler.select  # type: ignore[method-assign]
         super().__init__(hosts, name)
 
 
