@@ -1,4 +1,5 @@
-"""Crash consistency: a writer killed (SIGKILL) at each step of the commit."""
+"""Crash consistency: a writer killed (SIGKILL) at each step of the commit:
+segment written, merge written, committed, view extended, view swapped."""
 
 from __future__ import annotations
 
@@ -13,13 +14,19 @@ from pathlib import Path
 import pytest
 
 import zkflock
+from zkflock._files import shared_file as _shared_file
 from zkflock._files import view as _views
 
 CHILD = """
 import sys, zkflock
 with zkflock.connect(sys.argv[1], root=sys.argv[2], session_timeout=1.0) as zk:
-    zk.shared_file("data/data.txt").append("new\\n", timeout=30)
+    f = zk.shared_file("data/data.txt")
+    if sys.argv[3] == "append":
+        f.append("new\\n", timeout=30)
+    else:
+        f.write(f.read() + "new\\n", timeout=30)
 """
+BIG = "old\n" * 40  # large enough that appending "new\n" merges nothing
 
 
 @pytest.fixture
@@ -28,42 +35,48 @@ def session(zk_hosts: str, tmp_path: Path) -> Iterator[zkflock.Session]:
         yield zk
 
 
-def _crash_writer(hosts: str, root: Path, step: str) -> int:
+def _crash_writer(hosts: str, root: Path, step: str, op: str) -> int:
     env = {**os.environ, "ZKFLOCK_TEST_CRASH_AT": step}
     proc = subprocess.run(
-        [sys.executable, "-c", CHILD, hosts, str(root)], env=env, timeout=60,
+        [sys.executable, "-c", CHILD, hosts, str(root), op], env=env, timeout=60,
         capture_output=True,
     )
     return proc.returncode
 
 
 @pytest.mark.parametrize(
-    ("step", "committed"),
+    ("step", "op", "base", "committed", "view_updated"),
     [
-        ("before-object", False),
-        ("after-object", False),
-        ("after-commit", True),
-        ("before-rename", True),
+        ("before-object", "append", BIG, False, False),
+        ("after-object", "append", BIG, False, False),  # the new segment written
+        ("after-merge", "append", "old\n", False, False),  # a merged segment written
+        ("after-commit", "append", BIG, True, False),
+        ("after-extend", "append", BIG, True, True),  # view extended, sidecar not updated
+        ("after-object", "write", BIG, False, False),
+        ("before-rename", "write", BIG, True, False),  # a whole new view not yet renamed
     ],
 )
 def test_writer_killed_at_each_step(
-    session: zkflock.Session, zk_hosts: str, tmp_path: Path, step: str, committed: bool,
-    monkeypatch: pytest.MonkeyPatch,
+    session: zkflock.Session, zk_hosts: str, tmp_path: Path, step: str, op: str, base: str,
+    committed: bool, view_updated: bool, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     f = session.shared_file("data/data.txt")
-    f.append("old\n")
-    assert _crash_writer(zk_hosts, tmp_path, step) == -signal.SIGKILL
-    expected = "old\nnew\n" if committed else "old\n"
+    f.append(base)
+    assert _crash_writer(zk_hosts, tmp_path, step, op) == -signal.SIGKILL
+    expected = base + "new\n" if committed else base
     assert f.read() == expected  # whole, at a committed version
     assert f.meta().version == (2 if committed else 1)
     view = tmp_path / "data" / "data.txt"
-    assert view.read_text() == "old\n"  # never torn, never uncommitted
-    # The next writer (waiting out the dead writer's session) collects leftovers.
+    # never torn, never uncommitted
+    assert view.read_text() == (expected if view_updated else base)
+    # The next writer (waiting out the dead writer's session) repairs the view
+    # and collects leftovers.
     monkeypatch.setattr(_views, "TEMP_GRACE", 0.0)
+    monkeypatch.setattr(_shared_file, "SCAN_EVERY", 1)
     f.append("next\n", timeout=30)
     assert f.read() == expected + "next\n"
     assert view.read_text() == expected + "next\n"
-    assert len(list(f.objects_dir.iterdir())) == 2  # current and previous
+    assert sorted(p.name for p in f.objects_dir.iterdir()) == sorted(f.meta().referenced())
     assert not [p for p in view.parent.iterdir() if p.name.endswith(".tmp")]
 
 

@@ -10,7 +10,9 @@ import pytest
 from kazoo.client import KazooClient
 
 import zkflock
-from zkflock._files.meta import FileMeta, decode_meta
+from zkflock._files import objects as _objects_module
+from zkflock._files.meta import decode_meta
+from zkflock._files.objects import ObjectStore
 from zkflock._names import file_meta_path
 
 
@@ -44,8 +46,8 @@ def test_append_edit_read_and_view(session: zkflock.Session, tmp_path: Path) -> 
     assert doc.committed.version == 3
     assert f.read() == "one\ntwo\nthree\n"
     assert (tmp_path / "data" / "data.txt").read_text() == "one\ntwo\nthree\n"
-    # Collection keeps the current and the previous object only.
-    assert len(_objects(f)) == 2
+    # Collection by reference: only the objects the current version refers to remain.
+    assert _objects(f) == sorted(doc.committed.referenced())
 
 
 def test_exception_in_edit_commits_nothing(session: zkflock.Session, tmp_path: Path) -> None:
@@ -66,7 +68,10 @@ def test_exception_in_edit_commits_nothing(session: zkflock.Session, tmp_path: P
     assert session.holders("a.txt") == []  # the lock was released
 
 
-def test_checksum_mismatch_raises_naming_the_object(session: zkflock.Session) -> None:
+def test_checksum_mismatch_raises_naming_the_object(
+    session: zkflock.Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_objects_module, "RETRY_WINDOW", 0.2)
     f = session.shared_file("c.txt")
     meta = f.append("hello\n")
     (f.objects_dir / meta.object).write_bytes(b"HELLO\n")
@@ -74,11 +79,17 @@ def test_checksum_mismatch_raises_naming_the_object(session: zkflock.Session) ->
         f.read()
 
 
-def test_same_size_corruption_is_caught_by_the_checksum() -> None:
-    meta = FileMeta().successor(7, "1-7-0123456789abcdef", b"hello")
-    meta.verify(b"hello")
-    with pytest.raises(zkflock.FileCorruptError):
-        meta.verify(b"jello")
+def test_same_size_corruption_is_caught_by_the_checksum(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_objects_module, "RETRY_WINDOW", 0.1)
+    store = ObjectStore(tmp_path, tmp_path / "objects")
+    seg = store.create("1-7-0123456789abcdef", [b"hel", b"lo"])
+    assert b"".join(store.read(seg)) == b"hello"
+    assert b"".join(store.read(seg, 3)) == b"lo"
+    store.path(seg.object).write_bytes(b"jello")
+    with pytest.raises(zkflock.FileCorruptError, match="expected 5 bytes"):
+        b"".join(store.read(seg))
 
 
 def test_stale_writer_is_refused_and_nothing_is_visible(
@@ -136,7 +147,7 @@ def test_late_publisher_never_rolls_the_view_back(
     old = f.append("old\n")
     f.append("new\n")
     # A publisher that was paused after committing "old" wakes up now.
-    f._publisher.publish(old, b"old\n", f._latest_for_view)
+    f._publisher.publish(old, f._chunks, f._latest_or_none)
     assert (tmp_path / "v.txt").read_text() == "old\nnew\n"
 
 
@@ -148,8 +159,13 @@ def test_late_publisher_without_sidecar_publishes_the_newest(
     f.append("new\n")
     f._publisher._shown_path.unlink()  # a lost sidecar: ZooKeeper still decides
     (tmp_path / "w.txt").write_text("junk")
-    f._publisher.publish(old, b"old\n", f._latest_for_view)
+    # The late publisher swaps "old" in, then asks ZooKeeper and repairs.
+    f._publisher.publish(old, f._chunks, f._latest_or_none)
     assert (tmp_path / "w.txt").read_text() == "old\nnew\n"
+    # The check catches the broken variant: a publisher that does not ask.
+    f._publisher._shown_path.unlink()
+    f._publisher.publish(old, f._chunks, lambda: None)
+    assert (tmp_path / "w.txt").read_text() == "old\n"
 
 
 def test_metadata_format(session: zkflock.Session, kazoo_client: KazooClient) -> None:
@@ -157,7 +173,8 @@ def test_metadata_format(session: zkflock.Session, kazoo_client: KazooClient) ->
     f.append("x")
     raw, _ = kazoo_client.get(file_meta_path("dir/m.txt"))
     doc = json.loads(raw)
-    assert {"version", "token", "object", "size", "sha256"} <= set(doc)
+    assert {"format", "version", "token", "lineage", "segments", "recent"} <= set(doc)
+    assert doc["format"] == 2
     assert decode_meta(raw, "m") == f.meta()
     kazoo_client.set(file_meta_path("dir/m.txt"), b"{not json")
     with pytest.raises(zkflock.FileCorruptError):

@@ -8,6 +8,7 @@ from zkflock._errors import (
     ConfigError,
     ConnectError,
     FileCorruptError,
+    FileRewrittenError,
     InvalidNameError,
     LockLostError,
     LockNotHeldError,
@@ -16,6 +17,7 @@ from zkflock._errors import (
     ServerStartError,
     SessionExpiredError,
     StaleTokenError,
+    VolumeError,
     ZkflockError,
 )
 
@@ -69,6 +71,7 @@ __all__ = [
     "ConfigError",
     "ConnectError",
     "FileCorruptError",
+    "FileRewrittenError",
     "Holder",
     "InvalidNameError",
     "LocalZooKeeper",
@@ -84,6 +87,7 @@ __all__ = [
     "SharedFile",
     "StaleTokenError",
     "TLSConfig",
+    "VolumeError",
     "ZkflockError",
     "connect",
 ]

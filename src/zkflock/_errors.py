@@ -15,7 +15,9 @@ escapes. Each class carries the exit code the ``zkflock`` command uses::
     ├── StaleTokenError               7
     ├── ServerStartError              8
     ├── FileCorruptError              9
-    └── PermissionDeniedError         11  (NoAuth)
+    ├── PermissionDeniedError         11  (NoAuth)
+    ├── VolumeError                   12  (an OSError of the shared volume)
+    └── FileRewrittenError            13
 """
 
 from __future__ import annotations
@@ -125,3 +127,16 @@ class PermissionDeniedError(ZkflockError):
     """ZooKeeper refused an operation: our identity lacks the right (NoAuth)."""
 
     exit_code = 11
+
+
+class VolumeError(ZkflockError):
+    """The shared volume failed a read or write of a fenced file; the message
+    says whether the commit happened."""
+
+    exit_code = 12
+
+
+class FileRewrittenError(ZkflockError):
+    """A fenced file was rewritten while a stream of it was being read."""
+
+    exit_code = 13

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from zkflock._bench.files import files
 from zkflock._bench.hotpath import hotpath
 from zkflock._bench.hundred import hundred
 from zkflock._bench.observer import observer
@@ -143,6 +144,7 @@ SCENARIOS: dict[str, Callable[[str, BenchConfig], dict[str, Any]]] = {
     "hotpath": hotpath,
     "startup": startup,
     "scale": scale,
+    "files": files,
 }
 """Every scenario by name: ``name(hosts, cfg) -> raw samples``. A scenario of
 another module is registered here with one line; ``summarize`` passes on the

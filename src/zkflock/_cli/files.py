@@ -65,8 +65,10 @@ def _append_stdin(shared: SharedFile, timeout: float | None) -> tuple[int, int]:
 @click.argument("file")
 @click.pass_context
 def cat(ctx: click.Context, file: str) -> None:
-    """Print the latest committed content of the fenced FILE, checksum-verified."""
-    with _session(ctx) as zk:
-        data = zk.shared_file(file).read_bytes()
-    sys.stdout.buffer.write(data)
+    """Print the latest committed content of the fenced FILE, checksum-verified,
+    streamed segment by segment in bounded memory."""
+    import shutil
+
+    with _session(ctx) as zk, zk.shared_file(file).open() as reader:
+        shutil.copyfileobj(reader, sys.stdout.buffer, 1 << 20)
     sys.stdout.buffer.flush()

@@ -1,54 +1,55 @@
 """``SharedFile``: a file on the shared volume whose writes are fenced.
 
-A write goes: take the lock; write the new content to a new, uniquely named,
-immutable object and fsync it; commit one ZooKeeper multi that deletes our
-lock node (failing, as a whole, when it is already gone) and sets the
-metadata at the version we read
-(``ZkClient.commit_fenced``); then publish the plain view by atomic rename and
-collect old objects. ZooKeeper, not the file system, decides which object is
-current, so a holder that lost its lock (paused, partitioned, expired) can
-never make its write visible (Kleppmann, "How to do distributed locking";
-Chubby's sequencers).
+A write goes: take the lock; write what is new to one new, uniquely named,
+immutable object and fsync it (and its directory) — for an append only the
+new bytes, plus now and then the newest segments merged with them
+(``segments``); commit one ZooKeeper multi that deletes our lock node
+(failing, as a whole, when it is already gone) and sets the metadata at the
+version we read (``ZkClient.commit_fenced``); then, best effort, publish the
+plain view (``view``) and collect objects no version refers to any more.
+ZooKeeper, not the file system, decides which objects are current, so a
+holder that lost its lock (paused, partitioned, expired) can never make its
+write visible (Kleppmann, "How to do distributed locking"; Chubby's
+sequencers).
 
 Layout under the shared root, for a file named ``data/data.txt``::
 
     data/data.txt                              the plain view (cat works)
-    .zkflock/objects/data%2Fdata.txt/<version>-<token>-<random>
-    .zkflock/views/data%2Fdata.txt.lock        flock(2) serialising publishers
-    .zkflock/views/data%2Fdata.txt.version     the version the view shows
+    .zkflock/objects/data%2Fdata.txt/<version>-<token>-<random>   segments
+    .zkflock/objects/data%2Fdata.txt/<version>-<token>-<random>.edit  working copies
+    .zkflock/views/data%2Fdata.txt.shown       what the view shows (sidecar)
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from zkflock._errors import (
-    ConnectError,
-    FileCorruptError,
+    ConfigError,
+    FileRewrittenError,
     LockLostError,
     LockTimeoutError,
     StaleTokenError,
+    VolumeError,
     ZkflockError,
 )
-from zkflock._files.meta import (
-    FileMeta,
-    decode_meta,
-    encode_meta,
-    new_file_id,
-    object_name,
-    object_version,
-)
-from zkflock._files.view import ViewPublisher, crash_point, store_dir_name, write_durably
-from zkflock._files.working_copy import EDIT_SUFFIX, WorkingCopy
+from zkflock._files.commit import MetaStore
+from zkflock._files.disk import crash_point, store_dir_name
+from zkflock._files.meta import FileMeta, Segment, object_name, object_version
+from zkflock._files.objects import CHUNK, ObjectStore, remove
+from zkflock._files.reader import FileReader, stream
+from zkflock._files.segments import merge_start
+from zkflock._files.view import ViewPublisher
+from zkflock._files.working_copy import EDIT_SUFFIX, Document, WorkingCopy
 from zkflock._names import file_meta_path, normalize_name
-from zkflock._zk.client import remaining
-from zkflock._zk.errors import MetaConflictError
 
 if TYPE_CHECKING:
     from zkflock._locks.lock import Lock
@@ -56,35 +57,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("zkflock")
 
-_READ_ATTEMPTS = 5
+_READ_ATTEMPTS = 5  # rewrites a whole read() retries through
+EDIT_LIMIT = 64 << 20  # bytes edit() holds in memory; larger files: open(), write(), working_copy()
+SCAN_EVERY = 32  # versions between full listings of the objects directory (crash leftovers)
 
 
-class Document:
-    """The content being edited: ``text`` (str, UTF-8) or ``data`` (bytes)."""
+class Readable(Protocol):
+    """What ``write()`` streams from: a binary file object's ``read(n)``."""
 
-    def __init__(self, data: bytes, base: FileMeta, token: int) -> None:
-        self.data = data
-        self._base = base
-        self._token = token
-        self.committed: FileMeta | None = None  # set once the edit is committed
-
-    @property
-    def text(self) -> str:
-        return self.data.decode("utf-8")
-
-    @text.setter
-    def text(self, value: str) -> None:
-        self.data = value.encode("utf-8")
-
-    @property
-    def version(self) -> int:
-        """The version this edit started from."""
-        return self._base.version
-
-    @property
-    def token(self) -> int:
-        """The fencing token of the lock this edit holds."""
-        return self._token
+    def read(self, n: int = ..., /) -> bytes: ...
 
 
 class SharedFile:
@@ -96,17 +77,19 @@ class SharedFile:
     >>> with f.edit() as doc:
     ...     doc.text += "another line\\n"
     >>> f.read()
+    >>> with f.open() as r:
+    ...     shutil.copyfileobj(r, sys.stdout.buffer)
     """
 
     def __init__(self, session: Session, name: str) -> None:
         settings = session.settings
         self._session = session
         self._name = normalize_name(name, settings.root)
-        self._meta_path = file_meta_path(self._name, settings.namespace)
         root = Path(settings.root)
         self._view = root / self._name
-        self._objects = root / ".zkflock" / "objects" / store_dir_name(self._name)
-        self._root = root
+        self._store = ObjectStore(root, root / ".zkflock" / "objects" / store_dir_name(self._name))
+        self._metas = MetaStore(session, self._name, file_meta_path(self._name,
+                                                                    settings.namespace))
         self._publisher = ViewPublisher(root, self._view, root / ".zkflock" / "views", self._name)
 
     @property
@@ -120,151 +103,150 @@ class SharedFile:
 
     @property
     def objects_dir(self) -> Path:
-        return self._objects
+        return self._store.directory
 
     # -- reading -------------------------------------------------------------
 
     def meta(self) -> FileMeta:
         """The latest committed metadata (after a ZooKeeper ``sync``)."""
-        return self._load()[0]
+        return self._metas.latest()
+
+    def open(self) -> io.BufferedReader:
+        """A binary reader of the latest committed version, streamed segment by
+        segment in bounded memory, each segment checksum-verified. A rewrite
+        committed while it reads raises FileRewrittenError (appends do not
+        disturb it: it reads the version it opened)."""
+        meta = self._metas.latest()
+        return io.BufferedReader(FileReader(meta, self._chunks(meta, 0)), CHUNK)
 
     def read_bytes(self) -> bytes:
         """The latest committed content, whole and checksum-verified."""
-        return self._read_latest()[1]
+        for _ in range(_READ_ATTEMPTS):
+            meta = self._metas.latest()
+            try:
+                return b"".join(self._chunks(meta, 0))
+            except FileRewrittenError:
+                continue  # read the newer version
+        raise FileRewrittenError(
+            f"{self._name!r} was rewritten {_READ_ATTEMPTS} times while being read; "
+            "read it when writers pause, or stream it with open()"
+        )
 
     def read(self) -> str:
         """The latest committed content as text ("" before the first write)."""
         return self.read_bytes().decode("utf-8")
 
-    def _load(self, *, sync: bool = True) -> tuple[FileMeta, int | None]:
-        got = self._session.zk.get_meta(self._meta_path, sync=sync)
-        if got is None:
-            return FileMeta(), None
-        return decode_meta(got[0], f"file {self._name!r}"), got[1]
-
-    def _read_latest(self) -> tuple[FileMeta, bytes]:
-        # An object can be collected between reading the metadata and opening
-        # it (a newer version was committed meanwhile): read the metadata again.
-        for _ in range(_READ_ATTEMPTS):
-            meta = self._load()[0]
-            data = self._read_object(meta)
-            if data is not None:
-                return meta, data
-        raise FileCorruptError(
-            f"content object {meta.object!r} of {self._name!r} (version {meta.version}) "
-            f"is missing from {self._objects}; restore it or commit a new version"
-        )
-
-    def _read_object(self, meta: FileMeta) -> bytes | None:
-        if not meta.object:
-            return b""
-        try:
-            data = (self._objects / meta.object).read_bytes()
-        except FileNotFoundError:
-            return None
-        meta.verify(data)
-        return data
+    def _chunks(self, meta: FileMeta, start: int) -> Iterator[bytes]:
+        return stream(meta, self._store, self._metas.latest, self._name, start)
 
     # -- writing -------------------------------------------------------------
 
-    def append(self, text: str, *, timeout: float | None = None) -> FileMeta:
-        """Append ``text`` under the lock; returns the committed metadata."""
-        with self.edit(timeout=timeout) as doc:
-            doc.text += text
-        assert doc.committed is not None
-        return doc.committed
+    def append(self, data: str | bytes, *, timeout: float | None = None) -> FileMeta:
+        """Append ``data`` under the lock; returns the committed metadata.
 
-    def write(self, text: str, *, timeout: float | None = None) -> FileMeta | None:
-        """Replace the content with ``text``; None if it was already that."""
-        with self.edit(timeout=timeout) as doc:
-            doc.text = text
-        return doc.committed
+        Writes only the new bytes (and, now and then, merges the newest
+        segments with them): the old content is never read."""
+        new = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        with self._writing(timeout, f"append {self._name}") as (held, base, znode_version):
+            if not new:
+                return base
+            return self._append(held, base, znode_version, new)
+
+    def write(self, content: str | bytes | Readable, *,
+              timeout: float | None = None) -> FileMeta:
+        """Replace the content with ``content`` (text, bytes, or a binary file
+        object, streamed in bounded memory); returns the committed metadata."""
+        if isinstance(content, str):
+            chunks: Iterable[bytes] = [content.encode("utf-8")]
+        elif isinstance(content, (bytes, bytearray, memoryview)):
+            chunks = [bytes(content)]
+        else:
+            chunks = iter(lambda: content.read(CHUNK), b"")
+        with self._writing(timeout, f"write {self._name}") as (held, base, znode_version):
+            return self._rewrite(held, base, znode_version, chunks)
 
     @contextmanager
     def edit(self, *, timeout: float | None = None, purpose: str = "") -> Iterator[Document]:
-        """Read-modify-write under the lock: committed on a clean exit (when
-        changed), not at all when the block raises. The commit also releases
-        the lock (one transaction); the plain view is published after it.
-        ``purpose`` is shown by ``zkflock status`` while the lock is held."""
-        held = self._session.lock(
-            self._name, timeout=timeout, purpose=purpose or f"edit {self._name}"
-        )
-        if not held.acquire(timeout=timeout):
-            raise LockTimeoutError(self._name, timeout)
-        try:
-            meta, znode_version = self._load_for_write()
-            data = self._read_object(meta)
-            if data is None:
-                raise FileCorruptError(
-                    f"content object {meta.object!r} of {self._name!r} is missing "
-                    f"from {self._objects}; restore it or commit a new version"
+        """Read-modify-write under the lock, the whole content in memory:
+        committed on a clean exit (when changed), not at all when the block
+        raises. An edit that only adds bytes at the end commits them as an
+        append. Files over ``EDIT_LIMIT`` bytes are refused: use ``open()``,
+        ``write()`` or ``working_copy()``. ``purpose`` is shown by
+        ``zkflock status`` while the lock is held."""
+        with self._writing(timeout, purpose or f"edit {self._name}") as (held, base, version):
+            if base.size > EDIT_LIMIT:
+                raise ConfigError(
+                    f"{self._name!r} holds {base.size} bytes, more than edit() keeps in "
+                    f"memory ({EDIT_LIMIT}); stream it with open() and write(), or edit it "
+                    "on disk with working_copy() ('zkflock edit')"
                 )
-            doc = Document(data, meta, held.token)
+            data = b"".join(self._chunks(base, 0))
+            doc = Document(data, base, held.token)
             yield doc
-            if doc.data != data:
-                doc.committed = self._commit(held, meta, znode_version, doc.data)
-        finally:
-            self._release(held)
+            if doc.data == data:
+                return
+            if len(doc.data) > len(data) and doc.data.startswith(data):
+                doc.committed = self._append(held, base, version, doc.data[len(data):])
+            else:
+                doc.committed = self._rewrite(held, base, version, [doc.data])
 
     @contextmanager
     def working_copy(self, *, timeout: float | None = None,
                      purpose: str = "") -> Iterator[WorkingCopy]:
         """Take the lock and hand out a private working copy of the latest
-        version, on the same volume as the objects.
+        version, in the objects directory (the same volume as the objects).
 
         On a clean exit the copy, when its content changed, is committed as
-        the new version with a fenced commit (StaleTokenError, and nothing
-        committed, if the lock was lost meanwhile); an unchanged copy, or one
-        ``discard()``-ed, commits nothing. When the block raises, nothing is
-        committed and the exception passes through. The copy is removed and
-        the lock released in every case.
+        the new version with a fenced commit: it is renamed into an object,
+        nothing is copied (StaleTokenError, and nothing committed, if the lock
+        was lost meanwhile). An unchanged copy, or one ``discard()``-ed,
+        commits nothing. When the block raises, nothing is committed and the
+        exception passes through. The copy is removed and the lock released
+        in every case.
 
         >>> with f.working_copy() as copy:                       # doctest: +SKIP
         ...     subprocess.run(["sed", "-i", "s/a/b/", copy.path], check=True)
         """
-        held = self._session.lock(
-            self._name, timeout=timeout, purpose=purpose or f"edit {self._name}"
-        )
+        with self._writing(timeout, purpose or f"edit {self._name}") as (held, base, version):
+            name = object_name(base.version + 1, held.token)
+            original = self._create(name + EDIT_SUFFIX, self._chunks(base, 0), sync_dir=False)
+            copy = WorkingCopy(self._store.path(original.object), held, held.token)
+            try:
+                yield copy
+                if not copy.discarded:
+                    copy.committed = self._commit_copy(held, base, version, copy, original)
+            finally:
+                copy.remove()
+
+    def _commit_copy(self, held: Lock, base: FileMeta, znode_version: int,
+                     copy: WorkingCopy, original: Segment) -> FileMeta | None:
+        name = original.object[: -len(EDIT_SUFFIX)]
+        try:
+            seg, prefix = self._store.adopt(copy.path, name, original.length)
+        except FileNotFoundError as exc:
+            raise VolumeError(
+                f"the working copy {copy.path} of {self._name!r} is gone; nothing was committed"
+            ) from exc
+        except OSError as exc:
+            raise VolumeError(f"committing the working copy {copy.path} of {self._name!r} "
+                              f"failed: {exc}; nothing was committed") from exc
+        if (seg.length, seg.sha256) == (original.length, original.sha256):
+            remove(self._store.path(name))
+            return None
+        new = base.successor(held.token, name, (seg,), extends=prefix == original.sha256)
+        return self._commit(held, base, znode_version, new, base.segments)
+
+    @contextmanager
+    def _writing(self, timeout: float | None,
+                 purpose: str) -> Iterator[tuple[Lock, FileMeta, int]]:
+        held = self._session.lock(self._name, timeout=timeout, purpose=purpose)
         if not held.acquire(timeout=timeout):
             raise LockTimeoutError(self._name, timeout)
-        copy: WorkingCopy | None = None
         try:
-            meta, znode_version = self._load_for_write()
-            data = self._read_object(meta)
-            if data is None:
-                raise FileCorruptError(
-                    f"content object {meta.object!r} of {self._name!r} is missing "
-                    f"from {self._objects}; restore it or commit a new version"
-                )
-            path = self._objects / (object_name(meta.version + 1, held.token) + EDIT_SUFFIX)
-            write_durably(path, data, self._root, sync_dir=False)
-            copy = WorkingCopy(path, held, held.token)
-            yield copy
-            if not copy.discarded:
-                try:
-                    edited = copy.path.read_bytes()
-                except FileNotFoundError as exc:
-                    raise StaleTokenError(
-                        f"the working copy {copy.path} of {self._name!r} is gone; "
-                        "nothing was committed"
-                    ) from exc
-                if edited != data:
-                    self._commit(held, meta, znode_version, edited)
+            base, znode_version = self._metas.load_for_write()
+            yield held, base, znode_version
         finally:
-            if copy is not None:
-                copy.remove()
             self._release(held)
-
-    def _load_for_write(self) -> tuple[FileMeta, int]:
-        meta, znode_version = self._load(sync=False)
-        if znode_version is None:
-            self._session.zk.create_meta(
-                self._meta_path, encode_meta(FileMeta(file_id=new_file_id()))
-            )
-            meta, znode_version = self._load()
-            if znode_version is None:  # pragma: no cover - deleted right after creation
-                raise FileCorruptError(f"the metadata of {self._name!r} vanished")
-        return meta, znode_version
 
     def _release(self, held: Lock) -> None:
         # A commit that landed stays acknowledged even if the lock is lost
@@ -275,126 +257,124 @@ class SharedFile:
         try:
             held.release()
         except ZkflockError as exc:
-            log.debug("releasing %s after an edit: %s", self._name, exc)
+            log.debug("releasing %s after a write: %s", self._name, exc)
 
-    def _commit(self, held: Lock, base: FileMeta, znode_version: int, data: bytes) -> FileMeta:
+    def _append(self, held: Lock, base: FileMeta, znode_version: int, data: bytes) -> FileMeta:
+        k = merge_start([seg.length for seg in base.segments], len(data))
+        merged = base.segments[k:]
+        name = object_name(base.version + 1, held.token)
         crash_point("before-object")
-        obj = object_name(base.version + 1, held.token)
-        path = self._objects / obj
-        write_durably(path, data, self._root)
+        # A merge reads (and verifies) the merged segments; a plain append reads nothing.
+        old = self._chunks(base, base.size - sum(s.length for s in merged)) if merged else ()
+        seg = self._create(name, chain(old, [data]))
+        crash_point("after-merge" if merged else "after-object")
+        new = base.successor(held.token, name, (*base.segments[:k], seg), extends=True)
+        return self._commit(held, base, znode_version, new, merged)
+
+    def _rewrite(self, held: Lock, base: FileMeta, znode_version: int,
+                 chunks: Iterable[bytes]) -> FileMeta:
+        name = object_name(base.version + 1, held.token)
+        crash_point("before-object")
+        seg = self._create(name, chunks)
         crash_point("after-object")
-        new = base.successor(held.token, obj, data)
+        new = base.successor(held.token, name, (seg,), extends=False)
+        return self._commit(held, base, znode_version, new, base.segments)
+
+    def _create(self, name: str, chunks: Iterable[bytes], *, sync_dir: bool = True) -> Segment:
+        try:
+            return self._store.create(name, chunks, sync_dir=sync_dir)
+        except OSError as exc:
+            raise VolumeError(
+                f"writing {self._store.path(name)} for {self._name!r} failed ({exc}); "
+                "nothing was committed; check the shared volume and retry"
+            ) from exc
+
+    def _commit(self, held: Lock, base: FileMeta, znode_version: int, new: FileMeta,
+                dropped: tuple[Segment, ...]) -> FileMeta:
+        """The fenced commit of ``new``; after it lands, nothing raises."""
+        started = time.monotonic()
         try:
             try:
                 held.ensure_held()
             except LockLostError as exc:
                 raise StaleTokenError(
-                    f"not committing {self._name!r}: {exc}; nothing was written"
+                    f"not committing {self._name!r}: {exc}; nothing was committed"
                 ) from exc
-            self._send_commit(held, new, znode_version)
+            self._metas.send(held, new, znode_version)
+        except StaleTokenError:
+            remove(self._store.path(new.object))  # certainly not committed
+            self._observe("stale", started)
+            raise
         except BaseException:
-            with suppress(OSError):
-                path.unlink()
+            # Outcome unknown (or interrupted): keep the object, which may be
+            # committed; the collector removes it if it is not.
+            self._observe("failed", started)
             raise
         held.released_by_commit()  # the commit deleted our lock node
+        self._observe("accepted", started)
         crash_point("after-commit")
-        # The lock is free again: a writer behind us may commit a newer version
-        # and publish it first; the sidecar keeps us from rolling its view
-        # back, and it publishes its own, so no re-read of ZooKeeper here.
-        self._publisher.publish(new, data, None)
-        self._collect(new)
+        self._after_commit(new, dropped)
         return new
 
-    def _send_commit(self, held: Lock, new: FileMeta, znode_version: int) -> None:
-        """Send the fenced multi; when its reply is lost, find out whether it
-        landed (the metadata remembers recent objects) before answering."""
-        zk = self._session.zk
-        lock_path = _lock_node_path(held)
-        encoded = encode_meta(new)
-        settings = self._session.settings
-        deadline = time.monotonic() + settings.session_timeout + settings.connect_timeout
-        while True:
-            try:
-                zk.commit_fenced(lock_path, self._meta_path, znode_version, encoded)
-                return
-            except (StaleTokenError, MetaConflictError) as exc:
-                if self._landed(new):
-                    return  # an earlier attempt whose reply we lost went through
-                if isinstance(exc, StaleTokenError):
-                    raise
-                raise StaleTokenError(
-                    f"fenced commit to {self._name!r} refused: version {new.version - 1} "
-                    "was replaced by another writer; nothing was written"
-                ) from exc
-            except ConnectError as exc:
-                if not zk.wait_connected(remaining(deadline)):
-                    raise ConnectError(
-                        f"the outcome of the commit to {self._name!r} is unknown: ZooKeeper "
-                        "stayed unreachable; read the file to see whether it landed"
-                    ) from exc
-                if self._landed(new):
-                    return
-                if not held.is_held:
-                    # Delete our own node (if the session survived) so that a
-                    # request of ours still in flight cannot land after this.
-                    zk.delete(lock_path)
-                    if self._landed(new):
-                        return
-                    raise StaleTokenError(
-                        f"fenced commit to {self._name!r} not made: the lock was lost "
-                        "while committing; nothing was written"
-                    ) from exc
+    def _observe(self, outcome: str, started: float) -> None:
+        observer = getattr(self._session, "observer", None)
+        if observer is not None:
+            from zkflock.metrics import NOOP, safely
 
-    def _landed(self, new: FileMeta) -> bool:
-        meta = self._load()[0]
-        if meta.object_of(new.version) == new.object:
-            return True
-        if meta.version >= new.version + len(meta.recent) and meta.recent:
-            raise ConnectError(
-                f"the outcome of the commit to {self._name!r} is unknown: too many "
-                "versions were committed since; read the file to see whether it landed"
-            )
-        return False
+            if observer is not NOOP:
+                safely(observer.committed, self._name, outcome, time.monotonic() - started)
+
+    def _after_commit(self, new: FileMeta, dropped: tuple[Segment, ...]) -> None:
+        # The commit landed: the view and collection are best effort, and no
+        # failure of theirs may tell the writer its committed write failed
+        # (a caller who retried would write twice). The next writer repairs.
+        try:
+            self._publisher.publish(new, self._chunks, self._latest_or_none)
+        except Exception as exc:  # our own best-effort step: logged, never raised
+            log.warning("%s: version %d committed; publishing the view failed: %r",
+                        self._name, new.version, exc)
+        try:
+            self._collect(new, dropped)
+        except Exception as exc:  # likewise
+            log.warning("%s: version %d committed; collecting failed: %r",
+                        self._name, new.version, exc)
 
     # -- the view and collection ----------------------------------------------
 
     def publish_view(self) -> FileMeta:
         """(Re)publish the plain view from the latest committed version."""
-        meta, data = self._read_latest()
-        self._publisher.publish(meta, data, self._latest_for_view)
-        return meta
+        meta = self._metas.latest()
+        return self._publisher.publish(meta, self._chunks, self._latest_or_none)
 
-    def _latest_for_view(self) -> tuple[FileMeta, bytes] | None:
+    def _latest_or_none(self) -> FileMeta | None:
         try:
-            return self._read_latest()
+            return self._metas.latest()
         except ZkflockError as exc:
-            log.debug("re-reading %s before publishing: %s", self._name, exc)
+            log.debug("re-reading %s after publishing: %s", self._name, exc)
             return None
 
-    def _collect(self, current: FileMeta) -> None:
-        """Delete objects no reader needs: keep the current and the previous
-        version; delete every other object of a version up to the current one
-        (superseded commits, and leftovers of writers that crashed or were
-        fenced: a commit for such a version can no longer succeed)."""
-        keep = set(current.recent[:2])
+    def _collect(self, current: FileMeta, dropped: tuple[Segment, ...]) -> None:
+        """Delete the segments this commit merged or replaced; every
+        ``SCAN_EVERY`` versions, also every other object or working copy of a
+        version up to the current one that it does not refer to (leftovers of
+        writers that crashed or were fenced: a commit for such a version can
+        no longer succeed). Later versions refer only to objects the current
+        one refers to, or to newer ones, so this is safe without the lock."""
+        keep = current.referenced()
+        for seg in dropped:
+            if seg.object not in keep:
+                remove(self._store.path(seg.object))
+        if current.version % SCAN_EVERY:
+            return
         try:
-            entries = list(os.scandir(self._objects))
+            entries = list(os.scandir(self.objects_dir))
         except FileNotFoundError:
             return
         for entry in entries:
-            version = object_version(entry.name)
+            version = object_version(entry.name.removesuffix(EDIT_SUFFIX))
             if version is not None and version <= current.version and entry.name not in keep:
-                with suppress(FileNotFoundError):
-                    os.unlink(entry.path)
+                remove(Path(entry.path))
         self._publisher.collect_temps()
 
     def __repr__(self) -> str:
         return f"<SharedFile {self._name!r}>"
-
-
-def _lock_node_path(held: Lock) -> str:
-    """The lock node whose delete fences the commit (it fails when the lock is gone)."""
-    paths = held.node_paths()
-    if not paths:
-        raise StaleTokenError(f"lock {held.name!r} is no longer held; nothing was written")
-    return paths[0]

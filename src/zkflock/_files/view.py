@@ -2,119 +2,91 @@
 
 The view (``data/data.txt`` itself) is a convenience copy for ``cat`` and
 tools that know nothing of zkflock; ZooKeeper's metadata stays the truth. It
-is replaced by atomic rename only, so it always shows one whole committed
-version. A publisher that is late (paused after its commit while others
-committed more) must not roll it back: publishers serialise on an flock(2)
-lock file and record the version the view shows in a sidecar; a publisher
-skips when the view already shows its version or a newer one, and publishes
-the newest committed version instead when ZooKeeper already has a newer one.
+costs O(new bytes): an append extends it in place (only the new bytes are
+written, at their offset), a rewrite swaps in a whole new file by rename. A
+sidecar records what the view shows (file id, lineage, version, size and the
+view file's inode number); it is overwritten in place, never replaced by
+rename, because another mount of a shared volume reading a name that was just
+renamed over can get ESTALE (SHAREDFS.md).
 
-Remaining window: on a volume that does not honour flock across hosts, two
-hosts can interleave between the sidecar check and the rename; the view can
-then lag one version behind until the next commit publishes again. It never
-shows a torn or uncommitted version.
+Why this needs no lock between publishers (flock(2) does not exclude across
+sshfs mounts): versions of one lineage extend each other, so bytes written in
+place are the committed bytes at their offsets whoever writes them, however
+late — a late publisher rewrites what is already there, or writes into a
+view file that a rename has already unlinked. An extension happens only into
+the inode that the sidecar names, and only when that file is of the same
+lineage: each view file carries its lineage in an extended attribute, set
+before it is renamed in and never changed; where the file system keeps no
+extended attributes, ZooKeeper is asked after the view was opened whether
+that lineage is still the latest. A rename is what can go
+backwards (a late swap of an older version): so every publisher that renamed
+asks ZooKeeper afterwards for the latest version and, when one is newer,
+publishes it over its own file. A stale sidecar (another mount's cache) only
+costs a publisher redundant bytes or a swap.
+
+Remaining window: on a mount that still resolves the view's name to a file
+another mount has just renamed over (GlusterFS: about a second), an
+extension can land in the unlinked file; the view then lags until the next
+commit or ``publish_view()``. A view replaced by another program keeping the
+inode number is extended as if it were ours; ``publish_view()`` or the next
+rewrite repairs it. It never shows uncommitted bytes; a reader racing the
+newest append may see part of it, as with any growing log.
 """
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import logging
+import errno
 import os
 import secrets
-import signal
 import time
+import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
 
-from zkflock._errors import ConfigError
+from zkflock._files.disk import crash_point, make_dirs_within, store_dir_name
 from zkflock._files.meta import FileMeta
-from zkflock._names import encode_node_name
 
-log = logging.getLogger("zkflock")
-
-CRASH_ENV = "ZKFLOCK_TEST_CRASH_AT"
 TEMP_GRACE = 60.0  # seconds before an unrenamed temp file counts as a crash leftover
-LOCK_WAIT = 10.0  # seconds a publisher waits for the view lock before giving up
-_MAX_DIR_NAME = 200
+_RECORD = 160  # bytes of the sidecar record, overwritten in place
+LINEAGE_XATTR = "user.zkflock.lineage"  # on each view file: "<file_id> <lineage>"
+_REPAIRS = 4  # swaps a publisher makes in a row when newer versions keep landing
 
 
-def crash_point(step: str) -> None:
-    """Test hook: die by SIGKILL at ``step`` when ZKFLOCK_TEST_CRASH_AT names it."""
-    if os.environ.get(CRASH_ENV) == step:
-        os.kill(os.getpid(), signal.SIGKILL)
+Chunks = Callable[[FileMeta, int], Iterator[bytes]]  # a version's bytes from an offset
+Latest = Callable[[], "FileMeta | None"]  # the latest committed version, per ZooKeeper
 
 
-def store_dir_name(name: str) -> str:
-    """One directory name per file name: its escaped form, or a hash when too long."""
-    encoded = encode_node_name(name)
-    if len(encoded.encode()) <= _MAX_DIR_NAME:
-        return encoded
-    return "sha256-" + hashlib.sha256(name.encode()).hexdigest()
+@dataclass(frozen=True)
+class Shown:
+    """What the view shows, per the sidecar."""
 
+    file_id: str
+    lineage: int
+    version: int
+    size: int
+    ino: int
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    def encode(self) -> bytes:
+        line = (f"zkflock-view {self.file_id or '-'} {self.lineage} {self.version} "
+                f"{self.size} {self.ino}")
+        record = f"{line} {zlib.crc32(line.encode()):08x}"
+        return record.ljust(_RECORD - 1).encode() + b"\n"
 
-
-def make_dirs_within(root: Path, directory: Path) -> None:
-    """Create ``directory`` under ``root`` one component at a time, refusing
-    any component that a symlink leads outside ``root``: an attacker who can
-    plant a symlink on the shared volume must not make us write elsewhere.
-
-    Checked before each descent, so nothing is created outside ``root`` even
-    for a moment. A symlink swapped in between the check and the use (a race
-    on a volume the attacker can write) is not covered.
-    """
-    if (root, directory) in _CHECKED:
-        return
-    root.mkdir(parents=True, exist_ok=True)
-    real_root = os.path.realpath(root)
-    current = root
-    for part in directory.relative_to(root).parts:
-        current = current / part
-        with suppress(FileExistsError):
-            os.mkdir(current)  # never follows: a symlink here is FileExistsError
-        real = os.path.realpath(current)
-        if real != real_root and not real.startswith(real_root + os.sep):
-            raise ConfigError(
-                f"{current} leads outside the shared root {root} (to {real}) through a "
-                "symlink; remove that symlink, or choose the --root that contains it"
-            )
-    if len(_CHECKED) < 1024:
-        _CHECKED.add((root, directory))
-
-
-# Directories already checked in this process: a commit touches the same few
-# every time, and resolving each component costs a syscall apiece. A symlink
-# planted after the first check is the race the docstring leaves uncovered.
-_CHECKED: set[tuple[Path, Path]] = set()
-
-
-def write_durably(path: Path, data: bytes, root: Path, *, sync_dir: bool = True) -> None:
-    """Create ``path`` (never following or replacing anything), write, fsync
-    the file (and its directory, unless ``sync_dir`` is False). Its
-    directories must stay under ``root``."""
-    make_dirs_within(root, path.parent)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(path, flags, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    if sync_dir:
-        fsync_dir(path.parent)
-
-
-Latest = Callable[[], "tuple[FileMeta, bytes] | None"] | None
+    @staticmethod
+    def decode(raw: bytes) -> Shown | None:
+        words = raw.decode("ascii", "replace").split()
+        if len(words) != 7 or words[0] != "zkflock-view":
+            return None  # absent, torn, or the format-1 sidecar
+        line = " ".join(words[:6])
+        if f"{zlib.crc32(line.encode()):08x}" != words[6]:
+            return None
+        try:
+            lineage, version, size, ino = (int(w) for w in words[2:6])
+        except ValueError:
+            return None
+        return Shown(words[1].strip("-"), lineage, version, size, ino)
 
 
 class ViewPublisher:
@@ -125,44 +97,105 @@ class ViewPublisher:
         self._view = view
         base = store_dir_name(name)
         self._state_dir = state_dir
-        self._lock_path = state_dir / f"{base}.lock"
-        self._shown_path = state_dir / f"{base}.version"
+        self._shown_path = state_dir / f"{base}.shown"
         self._temp_prefix = f".{view.name}.zkflock-"
 
-    def shown_version(self, file_id: str) -> int:
-        """The version the view shows, per the sidecar: 0 if unknown, or if
-        the sidecar speaks of another history of the file (another file_id,
-        e.g. a ZooKeeper started afresh over the same volume)."""
+    def shown(self) -> Shown | None:
+        """What the view shows per the sidecar, or None when unknown."""
         try:
-            shown_id, _, version = self._shown_path.read_text().strip().rpartition(" ")
-            return int(version or 0) if shown_id == file_id else 0
-        except (FileNotFoundError, ValueError):
-            return 0
+            fd = os.open(self._shown_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            return Shown.decode(os.pread(fd, _RECORD, 0))
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
 
-    def publish(self, meta: FileMeta, data: bytes, latest: Latest) -> None:
-        """Show ``meta``'s version, or a newer committed one (asking ``latest``,
-        when given); never an older one.
+    def publish(self, meta: FileMeta, chunks: Chunks, latest: Latest) -> FileMeta:
+        """Show ``meta``'s version, or a newer committed one; returns the
+        version shown. Raises OSError when the volume fails (the caller, past
+        its commit, logs it: the next publisher repairs the view)."""
+        state = self.shown()
+        for _ in range(_REPAIRS):
+            if state is not None and (state.file_id, state.lineage) == (meta.file_id,
+                                                                         meta.lineage):
+                if state.version >= meta.version:
+                    return meta
+                if self._extend(meta, state, chunks, latest):
+                    return meta
+            state = self._swap(meta, chunks)
+            fresh = latest()  # our rename may have hidden a newer version: ZooKeeper decides
+            if fresh is None or fresh.version <= meta.version:
+                return meta
+            meta = fresh
+        return meta
 
-        Only the view file's content is fsynced: the view is a copy that the
-        next commit or ``publish_view()`` rebuilds, so its rename and the
-        sidecar need not survive a crash of the host; a renamed view whose
-        data never reached the disk could (on some file systems) be empty.
-        """
-        with self._locked() as got:
-            if not got:
-                log.warning("view of %s not published: its lock file stayed busy", self._view)
-                return
-            shown = self.shown_version(meta.file_id)
-            if shown >= meta.version:
-                return
-            fresh = latest() if latest is not None else None  # ZooKeeper decides
-            if fresh is not None and fresh[0].version > meta.version:
-                meta, data = fresh
-            tmp = self._view.parent / f"{self._temp_prefix}{secrets.token_hex(6)}.tmp"
-            write_durably(tmp, data, self._root, sync_dir=False)
-            crash_point("before-rename")
-            os.replace(tmp, self._view)  # replaces a planted symlink, never follows it
-            self._record(meta)
+    def _extend(self, meta: FileMeta, state: Shown, chunks: Chunks, latest: Latest) -> bool:
+        """Write the bytes ``state`` lacks into the view in place; False when
+        the view is not a file of this lineage (swap instead)."""
+        if state.size > meta.size:
+            return False
+        try:
+            fd = os.open(self._view, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return False  # gone, a symlink, or stale on this mount: swap a new one in
+        try:
+            if os.fstat(fd).st_ino != state.ino:
+                return False  # not the file the sidecar speaks of
+            mine = _is_lineage(fd, meta)
+            if mine is not True:
+                # Untagged (no xattrs here) or tagged otherwise. Asked after the
+                # open: a file of a later lineage (which could reuse our inode
+                # number) was renamed in only after its commit, so if ZooKeeper
+                # still shows our lineage now, the file we opened is not newer.
+                fresh = latest()
+                if fresh is None or (fresh.file_id, fresh.lineage) != (meta.file_id,
+                                                                         meta.lineage):
+                    return True  # rewritten since: that rewrite's publisher shows it
+                if mine is False:
+                    return False  # another file under our inode number: swap
+            at = state.size
+            for chunk in chunks(meta, at):
+                _write_at(fd, chunk, at)
+                at += len(chunk)
+            crash_point("after-extend")
+        finally:
+            os.close(fd)
+        self._record(Shown(meta.file_id, meta.lineage, meta.version, meta.size, state.ino))
+        return True
+
+    def _swap(self, meta: FileMeta, chunks: Chunks) -> Shown:
+        """Write the whole version to a new file and rename it over the view.
+
+        The new file's content is fsynced (a renamed view whose data never
+        reached the disk could, on some file systems, be empty after a crash);
+        the rename and the sidecar need not survive one: the next commit or
+        ``publish_view()`` rebuilds them."""
+        make_dirs_within(self._root, self._view.parent)
+        tmp = self._view.parent / f"{self._temp_prefix}{secrets.token_hex(6)}.tmp"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(tmp, flags, 0o644)
+        try:
+            at = 0
+            for chunk in chunks(meta, 0):
+                _write_at(fd, chunk, at)
+                at += len(chunk)
+            os.fsync(fd)
+            ino = os.fstat(fd).st_ino
+            _tag(fd, meta)
+        except BaseException:
+            os.close(fd)
+            with suppress(OSError):
+                os.unlink(tmp)
+            raise
+        os.close(fd)
+        crash_point("before-rename")
+        os.replace(tmp, self._view)  # replaces a planted symlink, never follows it
+        shown = Shown(meta.file_id, meta.lineage, meta.version, meta.size, ino)
+        self._record(shown)
+        return shown
 
     def collect_temps(self) -> None:
         """Delete temp files of publishers that crashed before renaming."""
@@ -170,41 +203,46 @@ class ViewPublisher:
         with suppress(FileNotFoundError):
             for entry in os.scandir(self._view.parent):
                 if entry.name.startswith(self._temp_prefix) and entry.name.endswith(".tmp"):
-                    with suppress(FileNotFoundError):
+                    with suppress(OSError):
                         if entry.stat(follow_symlinks=False).st_mtime < cutoff:
                             os.unlink(entry.path)
 
-    def _record(self, meta: FileMeta) -> None:
-        tmp = self._state_dir / f".{self._shown_path.name}.{secrets.token_hex(6)}"
-        # Not fsynced: the sidecar is advice for publishers running now.
+    def _record(self, shown: Shown) -> None:
+        # Overwritten in place (a rename would give ESTALE to readers on other
+        # mounts); not fsynced: the sidecar is advice for publishers running now.
         make_dirs_within(self._root, self._state_dir)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o644)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(self._shown_path, flags, 0o644)
         try:
-            os.write(fd, f"{meta.file_id} {meta.version}\n".encode())
+            _write_at(fd, shown.encode(), 0)
         finally:
             os.close(fd)
-        os.replace(tmp, self._shown_path)
 
-    @contextmanager
-    def _locked(self) -> Iterator[bool]:
-        make_dirs_within(self._root, self._view.parent)
-        make_dirs_within(self._root, self._state_dir)
-        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-        fd = os.open(self._lock_path, flags, 0o644)
-        try:
-            # Bounded: a publisher paused (SIGSTOP) while holding it must not
-            # stall every other writer; the next commit publishes again.
-            deadline = time.monotonic() + LOCK_WAIT
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        yield False
-                        return
-                    time.sleep(0.01)
-            yield True
-        finally:
-            os.close(fd)
+
+def _lineage_tag(meta: FileMeta) -> bytes:
+    return f"{meta.file_id or '-'} {meta.lineage}".encode()
+
+
+def _tag(fd: int, meta: FileMeta) -> None:
+    """Name the lineage a new view file holds, in an extended attribute of
+    its inode (where the file system has them)."""
+    with suppress(OSError):
+        os.setxattr(fd, LINEAGE_XATTR, _lineage_tag(meta))
+
+
+def _is_lineage(fd: int, meta: FileMeta) -> bool | None:
+    """Whether the open view file holds ``meta``'s lineage, per its tag; None
+    when the file system keeps no extended attributes (sshfs, old tmpfs)."""
+    try:
+        return os.getxattr(fd, LINEAGE_XATTR) == _lineage_tag(meta)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+            return None
+        return False  # untagged (ENODATA: not a view we made) or unreadable
+
+
+def _write_at(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view, offset = view[n:], offset + n

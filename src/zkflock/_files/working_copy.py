@@ -1,9 +1,11 @@
-"""``SharedFile.working_copy()``: a private copy of a fenced file to edit in place.
+"""What ``SharedFile.edit()`` and ``SharedFile.working_copy()`` hand out.
 
-A program that knows nothing of zkflock (``zkflock edit FILE -- COMMAND``)
-edits a plain file; zkflock commits it afterwards with a fenced commit. The
-copy lives in the file's objects directory, on the same volume as the
-objects, so committing it renames it into an object: nothing is copied.
+``Document``: the whole content in memory, for small files. ``WorkingCopy``:
+a private copy of a fenced file to edit in place: a program that knows
+nothing of zkflock (``zkflock edit FILE -- COMMAND``) edits a plain file,
+and zkflock commits it afterwards with a fenced commit. The copy lives in
+the file's objects directory, on the same volume as the objects, so
+committing it renames it into an object: nothing is copied.
 """
 
 from __future__ import annotations
@@ -14,9 +16,38 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from zkflock._files.meta import FileMeta
     from zkflock._locks.lock import Lock
 
 EDIT_SUFFIX = ".edit"  # working copies: ``<version>-<token>-<random>.edit``
+
+
+class Document:
+    """The content being edited: ``text`` (str, UTF-8) or ``data`` (bytes)."""
+
+    def __init__(self, data: bytes, base: FileMeta, token: int) -> None:
+        self.data = data
+        self._base = base
+        self._token = token
+        self.committed: FileMeta | None = None  # set once the edit is committed
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8")
+
+    @text.setter
+    def text(self, value: str) -> None:
+        self.data = value.encode("utf-8")
+
+    @property
+    def version(self) -> int:
+        """The version this edit started from."""
+        return self._base.version
+
+    @property
+    def token(self) -> int:
+        """The fencing token of the lock this edit holds."""
+        return self._token
 
 
 class WorkingCopy:
@@ -33,6 +64,7 @@ class WorkingCopy:
         self._lock = lock
         self._token = token
         self._discarded = False
+        self.committed: FileMeta | None = None  # set once the copy is committed
 
     @property
     def path(self) -> Path:
