@@ -36,6 +36,7 @@ from zkflock._errors import (
     ConfigError,
     FileRewrittenError,
     LockLostError,
+    LockNotHeldError,
     LockTimeoutError,
     StaleTokenError,
     VolumeError,
@@ -233,7 +234,7 @@ class SharedFile:
         if (seg.length, seg.sha256) == (original.length, original.sha256):
             remove(self._store.path(name))
             return None
-        new = base.successor(held.token, name, (seg,), extends=prefix == original.sha256)
+        new = base.successor(copy.token, name, (seg,), extends=prefix == original.sha256)
         return self._commit(held, base, znode_version, new, base.segments)
 
     @contextmanager
@@ -262,22 +263,24 @@ class SharedFile:
     def _append(self, held: Lock, base: FileMeta, znode_version: int, data: bytes) -> FileMeta:
         k = merge_start([seg.length for seg in base.segments], len(data))
         merged = base.segments[k:]
-        name = object_name(base.version + 1, held.token)
+        token = _token_of(held)
+        name = object_name(base.version + 1, token)
         crash_point("before-object")
         # A merge reads (and verifies) the merged segments; a plain append reads nothing.
         old = self._chunks(base, base.size - sum(s.length for s in merged)) if merged else ()
         seg = self._create(name, chain(old, [data]))
         crash_point("after-merge" if merged else "after-object")
-        new = base.successor(held.token, name, (*base.segments[:k], seg), extends=True)
+        new = base.successor(token, name, (*base.segments[:k], seg), extends=True)
         return self._commit(held, base, znode_version, new, merged)
 
     def _rewrite(self, held: Lock, base: FileMeta, znode_version: int,
                  chunks: Iterable[bytes]) -> FileMeta:
-        name = object_name(base.version + 1, held.token)
+        token = _token_of(held)
+        name = object_name(base.version + 1, token)
         crash_point("before-object")
         seg = self._create(name, chunks)
         crash_point("after-object")
-        new = base.successor(held.token, name, (seg,), extends=False)
+        new = base.successor(token, name, (seg,), extends=False)
         return self._commit(held, base, znode_version, new, base.segments)
 
     def _create(self, name: str, chunks: Iterable[bytes], *, sync_dir: bool = True) -> Segment:
@@ -378,3 +381,13 @@ class SharedFile:
 
     def __repr__(self) -> str:
         return f"<SharedFile {self._name!r}>"
+
+
+def _token_of(held: Lock) -> int:
+    """The token to commit with; a lock already lost has none: nothing is committed."""
+    try:
+        return held.token
+    except LockNotHeldError as exc:
+        raise StaleTokenError(
+            f"not committing {held.name!r}: {exc}; nothing was committed"
+        ) from exc
