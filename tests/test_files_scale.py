@@ -279,9 +279,8 @@ def test_commit_outcomes_reach_the_observer(
             assert seconds >= 0
             seen.append((name, outcome))
 
-    monkeypatch.setattr(type(session), "observer", property(lambda _: Recording()),
-                        raising=False)
     f = session.shared_file("o.txt")
+    monkeypatch.setattr(type(session), "observer", property(lambda _: Recording()))
     f.append("a\n")
 
     def stale_append() -> None:

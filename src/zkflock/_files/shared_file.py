@@ -51,6 +51,7 @@ from zkflock._files.segments import merge_start
 from zkflock._files.view import ViewPublisher
 from zkflock._files.working_copy import EDIT_SUFFIX, Document, WorkingCopy
 from zkflock._names import file_meta_path, normalize_name
+from zkflock.metrics import NOOP, safely
 
 if TYPE_CHECKING:
     from zkflock._locks.lock import Lock
@@ -320,12 +321,9 @@ class SharedFile:
         return new
 
     def _observe(self, outcome: str, started: float) -> None:
-        observer = getattr(self._session, "observer", None)
-        if observer is not None:
-            from zkflock.metrics import NOOP, safely
-
-            if observer is not NOOP:
-                safely(observer.committed, self._name, outcome, time.monotonic() - started)
+        observer = self._session.observer
+        if observer is not NOOP:
+            safely(observer.committed, self._name, outcome, time.monotonic() - started)
 
     def _after_commit(self, new: FileMeta, dropped: tuple[Segment, ...]) -> None:
         # The commit landed: the view and collection are best effort, and no
