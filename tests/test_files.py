@@ -157,13 +157,14 @@ def test_late_publisher_without_sidecar_publishes_the_newest(
     f = session.shared_file("w.txt")
     old = f.append("old\n")
     f.append("new\n")
-    f._publisher._shown_path.unlink()  # a lost sidecar: ZooKeeper still decides
+    # Another program replaced the view by a file of its own (no lineage tag).
+    (tmp_path / "w.txt").unlink()
     (tmp_path / "w.txt").write_text("junk")
     # The late publisher swaps "old" in, then asks ZooKeeper and repairs.
     f._publisher.publish(old, f._chunks, f._latest_or_none)
     assert (tmp_path / "w.txt").read_text() == "old\nnew\n"
     # The check catches the broken variant: a publisher that does not ask.
-    f._publisher._shown_path.unlink()
+    (tmp_path / "w.txt").unlink()
     f._publisher.publish(old, f._chunks, lambda: None)
     assert (tmp_path / "w.txt").read_text() == "old\n"
 

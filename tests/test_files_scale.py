@@ -5,7 +5,6 @@ makes the writer see a failure; format 1 is still read."""
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import io
 import json
@@ -112,24 +111,37 @@ def test_late_extender_never_writes_into_a_rewritten_view(
     f = session.shared_file("s.txt")
     f.write("abc\n")
     old = f.append("def\n")
-    late = f._publisher.shown()  # a publisher of the next append read this, then paused
-    assert late is not None
+    # The publisher of the next append is late: a rewrite comes first.
     extra = f._store.create("3-1-0123456789abcdef", [b"ghi\n"])
     grown = old.successor(1, extra.object, (*old.segments, extra), extends=True)
     f.write("rewritten\n")
     view = tmp_path / "s.txt"
-    # The worst case: the rewrite's view file got the inode number of the old one.
-    reused = dataclasses.replace(late, ino=view.stat().st_ino)
     publisher = f._publisher
-    assert publisher._extend(grown, reused, f._chunks, f._latest_or_none)  # the tag refuses
+    assert publisher._extend(grown, f._chunks, f._latest_or_none)  # the lineage tag refuses
     assert view.read_text() == "rewritten\n"
     # Where the file system keeps no extended attributes, ZooKeeper refuses.
     monkeypatch.setattr(_view, "_is_lineage", lambda fd, meta: None)
-    assert publisher._extend(grown, reused, f._chunks, f._latest_or_none)
+    assert publisher._extend(grown, f._chunks, f._latest_or_none)
     assert view.read_text() == "rewritten\n"
-    # The check catches the broken variant, which asks neither.
-    assert publisher._extend(grown, reused, f._chunks, lambda: grown)
+    # The check catches the broken variant, which trusts any view file.
+    monkeypatch.setattr(_view, "_is_lineage", lambda fd, meta: True)
+    assert publisher._extend(grown, f._chunks, f._latest_or_none)
     assert view.read_text() != "rewritten\n"
+
+
+def test_extension_goes_on_from_what_the_view_file_holds(
+    session: zkflock.Session, tmp_path: Path
+) -> None:
+    # A late publisher renamed an older version of the lineage in: the next
+    # append fills in everything that file lacks, not only its own bytes.
+    f = session.shared_file("g.txt")
+    f.write("one\n")
+    first = f.meta()
+    f.append("two\n")
+    f._publisher._swap(first, f._chunks)
+    assert (tmp_path / "g.txt").read_text() == "one\n"
+    f.append("three\n")
+    assert (tmp_path / "g.txt").read_text() == "one\ntwo\nthree\n"
 
 
 def test_write_streams_a_file_object_and_open_streams_it_back(

@@ -25,6 +25,8 @@ import pytest
 import zkflock
 from _sharedfs import SharedRoots
 from zkflock._files import shared_file as _shared_file
+from zkflock._files.meta import FileMeta
+from zkflock._files.view import Chunks, Shown, ViewPublisher
 
 pytestmark = pytest.mark.timeout(240)
 NAME = "data/log.txt"
@@ -57,6 +59,14 @@ def test_appends_and_rewrites_from_two_mounts(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(_shared_file, "SCAN_EVERY", 4)  # list the directory often: the 0-size trap
+    swaps: list[int] = []
+    real_swap = ViewPublisher._swap
+
+    def counting_swap(self: ViewPublisher, meta: FileMeta, chunks: Chunks) -> Shown:
+        swaps.append(meta.version)
+        return real_swap(self, meta, chunks)
+
+    monkeypatch.setattr(ViewPublisher, "_swap", counting_swap)
     a, b, cached = (s.shared_file(NAME) for s in sessions)
     expected = b""
     errors: list[BaseException] = []
@@ -98,6 +108,7 @@ def test_appends_and_rewrites_from_two_mounts(
     for f in (a, b, cached):
         assert f.read_bytes() == expected
     assert _converged(shared_roots.all, expected) == [expected] * 3
+    print("SWAPS", swaps)
 
 
 CHILD = """

@@ -2,27 +2,26 @@
 
 The view (``data/data.txt`` itself) is a convenience copy for ``cat`` and
 tools that know nothing of zkflock; ZooKeeper's metadata stays the truth. It
-costs O(new bytes): an append extends it in place (only the new bytes are
-written, at their offset), a rewrite swaps in a whole new file by rename. A
-sidecar records what the view shows (file id, lineage, version, size and the
-view file's inode number); it is overwritten in place, never replaced by
-rename, because another mount of a shared volume reading a name that was just
-renamed over can get ESTALE (SHAREDFS.md).
+costs O(new bytes): an append extends it in place (only the bytes the view
+file lacks are written, at their offsets), a rewrite swaps in a whole new
+file by rename.
 
 Why this needs no lock between publishers (flock(2) does not exclude across
-sshfs mounts): versions of one lineage extend each other, so bytes written in
-place are the committed bytes at their offsets whoever writes them, however
-late — a late publisher rewrites what is already there, or writes into a
-view file that a rename has already unlinked. An extension happens only into
-the inode that the sidecar names, and only when that file is of the same
-lineage: each view file carries its lineage in an extended attribute, set
-before it is renamed in and never changed; where the file system keeps no
-extended attributes, ZooKeeper is asked after the view was opened whether
-that lineage is still the latest. A rename is what can go
-backwards (a late swap of an older version): so every publisher that renamed
-asks ZooKeeper afterwards for the latest version and, when one is newer,
-publishes it over its own file. A stale sidecar (another mount's cache) only
-costs a publisher redundant bytes or a swap.
+sshfs mounts): versions of one lineage (appends and merges since the last
+rewrite) extend each other, so every byte in a view file is its lineage's
+committed byte at that offset, whoever wrote it, however late, and a view
+file never shrinks; an extension goes on from the file's own size (a stale,
+smaller size cached by one mount only costs redundant bytes). Each view file
+carries its lineage in an extended attribute, set before it is renamed in and
+never changed; an extension goes only into a file of its own lineage. Where
+the file system keeps no extended attributes (sshfs), a sidecar records the
+inode of the view file of each lineage, and ZooKeeper is asked after the open
+whether the lineage is still the latest (a file of a later lineage is renamed
+in only after its commit). A rename is what can go backwards (a late swap of
+an older version): so every publisher that renamed asks ZooKeeper afterwards
+for the latest version and, when one is newer, publishes it over its own
+file. The sidecar is overwritten in place, never renamed: another mount of a
+shared volume reading a name just renamed over can get ESTALE (SHAREDFS.md).
 
 Remaining window: on a mount that still resolves the view's name to a file
 another mount has just renamed over (GlusterFS: about a second), an
@@ -117,56 +116,79 @@ class ViewPublisher:
         """Show ``meta``'s version, or a newer committed one; returns the
         version shown. Raises OSError when the volume fails (the caller, past
         its commit, logs it: the next publisher repairs the view)."""
-        state = self.shown()
         for _ in range(_REPAIRS):
-            if state is not None and (state.file_id, state.lineage) == (meta.file_id,
-                                                                         meta.lineage):
-                if state.version >= meta.version:
-                    return meta
-                if self._extend(meta, state, chunks, latest):
-                    return meta
-            state = self._swap(meta, chunks)
+            if self._extend(meta, chunks, latest):
+                return meta
+            self._swap(meta, chunks)
             fresh = latest()  # our rename may have hidden a newer version: ZooKeeper decides
             if fresh is None or fresh.version <= meta.version:
                 return meta
             meta = fresh
         return meta
 
-    def _extend(self, meta: FileMeta, state: Shown, chunks: Chunks, latest: Latest) -> bool:
-        """Write the bytes ``state`` lacks into the view in place; False when
-        the view is not a file of this lineage (swap instead)."""
-        if state.size > meta.size:
-            return False
+    def _extend(self, meta: FileMeta, chunks: Chunks, latest: Latest) -> bool:
+        """Write the bytes the view lacks of ``meta`` in place (or nothing when
+        it already shows ``meta`` or a later version of its lineage, or when
+        a rewrite has come since); False when the view must be swapped."""
+        for _ in range(2):
+            try:
+                return self._extend_once(meta, chunks, latest)
+            except OSError as exc:
+                # ESTALE: this mount still resolves the name to the file another
+                # mount renamed over; a path lookup that meets ESTALE is
+                # retried by the kernel with the entry revalidated.
+                if exc.errno != errno.ESTALE:
+                    return False
+                with suppress(OSError):
+                    os.stat(self._view, follow_symlinks=False)
+        return False
+
+    def _extend_once(self, meta: FileMeta, chunks: Chunks, latest: Latest) -> bool:
         try:
             fd = os.open(self._view, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError:
-            return False  # gone, a symlink, or stale on this mount: swap a new one in
+        except FileNotFoundError:
+            return False  # gone: swap a new one in
         try:
-            if os.fstat(fd).st_ino != state.ino:
-                return False  # not the file the sidecar speaks of
-            mine = _is_lineage(fd, meta)
-            if mine is not True:
-                # Untagged (no xattrs here) or tagged otherwise. Asked after the
-                # open: a file of a later lineage (which could reuse our inode
-                # number) was renamed in only after its commit, so if ZooKeeper
-                # still shows our lineage now, the file we opened is not newer.
-                fresh = latest()
-                if fresh is None or (fresh.file_id, fresh.lineage) != (meta.file_id,
-                                                                         meta.lineage):
-                    return True  # rewritten since: that rewrite's publisher shows it
-                if mine is False:
-                    return False  # another file under our inode number: swap
-            at = state.size
-            for chunk in chunks(meta, at):
-                _write_at(fd, chunk, at)
-                at += len(chunk)
+            start = self._extension_start(fd, meta, latest)
+            if start is None:
+                return False
+            for chunk in chunks(meta, start):
+                _write_at(fd, chunk, start)
+                start += len(chunk)
             crash_point("after-extend")
         finally:
-            os.close(fd)
-        self._record(Shown(meta.file_id, meta.lineage, meta.version, meta.size, state.ino))
+            with suppress(OSError):
+                os.close(fd)
         return True
 
-    def _swap(self, meta: FileMeta, chunks: Chunks) -> Shown:
+    def _extension_start(self, fd: int, meta: FileMeta, latest: Latest) -> int | None:
+        """Where to extend the open view from (meta.size: nothing to write);
+        None when it is not a file of ``meta``'s lineage (swap).
+
+        Every byte in a view file is its lineage's committed byte at that
+        offset, and a view file never shrinks, so its own size (even a stale,
+        smaller one cached by this mount) is a safe place to go on from."""
+        st = os.fstat(fd)
+        mine = _is_lineage(fd, meta)
+        if mine is not True:
+            # Asked after the open: a file of a later lineage was renamed in
+            # only after its commit, so if ZooKeeper still shows our lineage
+            # now, the file we opened is not of a later one.
+            fresh = latest()
+            if fresh is None or (fresh.file_id, fresh.lineage) != (meta.file_id, meta.lineage):
+                return meta.size  # rewritten since: that rewrite's publisher shows it
+            if mine is False:
+                return None  # tagged otherwise, or a file we did not make
+            # No extended attributes here (sshfs): the sidecar names our file.
+            state = self.shown()
+            if state is None or (state.file_id, state.lineage, state.ino) != (
+                    meta.file_id, meta.lineage, st.st_ino):
+                return None
+            self._record(Shown(meta.file_id, meta.lineage, meta.version, meta.size, st.st_ino))
+            return min(state.size, st.st_size, meta.size)
+        return min(st.st_size, meta.size)
+
+    def _swap(self, meta: FileMeta, chunks: Chunks) -> None:
         """Write the whole version to a new file and rename it over the view.
 
         The new file's content is fsynced (a renamed view whose data never
@@ -193,9 +215,8 @@ class ViewPublisher:
         os.close(fd)
         crash_point("before-rename")
         os.replace(tmp, self._view)  # replaces a planted symlink, never follows it
-        shown = Shown(meta.file_id, meta.lineage, meta.version, meta.size, ino)
-        self._record(shown)
-        return shown
+        # The sidecar matters only where view files carry no lineage tag.
+        self._record(Shown(meta.file_id, meta.lineage, meta.version, meta.size, ino))
 
     def collect_temps(self) -> None:
         """Delete temp files of publishers that crashed before renaming."""
@@ -217,6 +238,16 @@ class ViewPublisher:
             _write_at(fd, shown.encode(), 0)
         finally:
             os.close(fd)
+
+
+def _refresh_entry(path: Path) -> None:
+    # A path lookup that meets ESTALE is retried by the kernel with the
+    # entry revalidated; opening an fd of the stale entry is not.
+    os.stat(path, follow_symlinks=False)
+    with os.scandir(path.parent) as entries:
+        for entry in entries:
+            if entry.name == path.name:
+                return
 
 
 def _lineage_tag(meta: FileMeta) -> bytes:
