@@ -108,7 +108,10 @@ def test_appends_and_rewrites_from_two_mounts(
     for f in (a, b, cached):
         assert f.read_bytes() == expected
     assert _converged(shared_roots.all, expected) == [expected] * 3
-    print("SWAPS", swaps)
+    # The view grew in place on both mounts: swapped only by the first write
+    # and the rewrite (slack for a mount that still sees a renamed-over name).
+    assert 31 in swaps
+    assert len(swaps) <= 6, swaps
 
 
 CHILD = """

@@ -333,7 +333,8 @@ class SharedFile:
             self._publisher.publish(new, self._chunks, self._latest_or_none)
         except Exception as exc:  # our own best-effort step: logged, never raised
             log.warning("%s: version %d committed; publishing the view failed: %r",
-                        self._name, new.version, exc, exc_info=True)
+                        self._name, new.version, exc)
+            log.debug("publishing the view of %s", self._name, exc_info=True)
         try:
             self._collect(new, dropped)
         except Exception as exc:  # likewise
