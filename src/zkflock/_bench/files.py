@@ -60,6 +60,7 @@ def files(hosts: str, cfg: BenchConfig) -> dict[str, Any]:
         "volume bytes / content": round(got["volume_bytes"] / got["content_bytes"], 3),
         "append p50 ms (1 KB, large)": [round(small_p50, 2), round(large_p50, 2)],
         "large file MiB": size // mib,
+        **{f"floor: {k} p50 ms": round(v, 3) for k, v in got["floor_ms"].items()},
     }
     return {
         "latency_ms": lat,
@@ -127,6 +128,7 @@ def worker(hosts: str, root: str, size: int, appends: int) -> dict[str, Any]:
             while chunk := reader.read(1 << 20):
                 read += len(chunk)
         read_s = time.perf_counter() - started
+        floor = _floor_parts(zk, small, Path(root))
         meta = large.meta()
         if read != meta.size:
             raise RuntimeError(f"read {read} bytes of {meta.size}")
@@ -136,7 +138,37 @@ def worker(hosts: str, root: str, size: int, appends: int) -> dict[str, Any]:
             "rss_growth_kib": _maxrss() - rss0,
             "content_bytes": meta.size, "segments": len(meta.segments),
             "volume_bytes": _volume_bytes(Path(root), "large.txt"),
+            "floor_ms": floor,
         }
+
+
+def _floor_parts(zk: Any, f: Any, root: Path) -> dict[str, float]:
+    """p50 (ms) of what a fenced append adds to lock + append + fsync: the
+    metadata read (one round trip) and a durable new object (create, write,
+    fsync, directory fsync), next to the plain baseline's append + fsync."""
+    import statistics
+
+    from zkflock._files.objects import ObjectStore
+    from zkflock._names import file_meta_path
+
+    store = ObjectStore(root, root / "floor-objects")
+    parts: dict[str, list[float]] = {"metadata read": [], "durable object": [],
+                                     "append + fsync": []}
+    path = file_meta_path(f.name, zk.settings.namespace)
+    for i in range(50):
+        t0 = time.perf_counter()
+        zk.zk.get_meta(path, sync=False)
+        t1 = time.perf_counter()
+        store.create(f"{i}-1-{i:016x}", [LINE.encode()])
+        t2 = time.perf_counter()
+        with open(root / "floor-plain", "a") as out:
+            out.write(LINE)
+            out.flush()
+            os.fsync(out.fileno())
+        t3 = time.perf_counter()
+        for key, took in zip(parts, (t1 - t0, t2 - t1, t3 - t2), strict=True):
+            parts[key].append(took * 1000)
+    return {key: statistics.median(values) for key, values in parts.items()}
 
 
 class _FileLike:
