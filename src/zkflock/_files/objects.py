@@ -132,18 +132,16 @@ class ObjectStore:
 
     def _stream(self, seg: Segment) -> Iterator[bytes]:
         """The object's first ``seg.length`` bytes, reopening after a short
-        read or a hidden name until the retry window ends."""
+        read until the retry window ends; ObjectGoneError when it is missing."""
         deadline = time.monotonic() + RETRY_WINDOW
         at, pause = 0, 0.01
         while at < seg.length:
             try:
                 fd = os.open(self._dir / seg.object, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
             except FileNotFoundError as exc:
-                if time.monotonic() >= deadline:
-                    raise ObjectGoneError(f"object {seg.object!r} is missing") from exc
-                time.sleep(pause)
-                pause = min(pause * 2, 0.2)
-                continue
+                # The caller asks ZooKeeper first: collected (read the newer
+                # version) or hidden by a cache (retry within the window).
+                raise ObjectGoneError(f"object {seg.object!r} is missing") from exc
             try:
                 while at < seg.length:
                     chunk = os.pread(fd, min(CHUNK, seg.length - at), at)

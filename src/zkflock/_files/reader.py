@@ -12,9 +12,11 @@ A rewrite in between is reported, not papered over.
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Callable, Iterator
 
 from zkflock._errors import FileCorruptError, FileRewrittenError
+from zkflock._files import objects
 from zkflock._files.meta import FileMeta
 from zkflock._files.objects import ObjectGoneError, ObjectStore
 from zkflock._files.segments import covering, offsets
@@ -24,9 +26,14 @@ _RELOADS = 8  # new versions a reader follows for collected segments before givi
 
 def stream(meta: FileMeta, store: ObjectStore, load: Callable[[], FileMeta], name: str,
            start: int = 0) -> Iterator[bytes]:
-    """The bytes of version ``meta`` from offset ``start``, verified."""
+    """The bytes of version ``meta`` from offset ``start``, verified.
+
+    A missing segment is looked up in the latest version: collected (a later
+    writer merged it away) means go on from that version's segments; still
+    referenced means a cache of this mount hides it, retried for
+    ``objects.RETRY_WINDOW`` seconds before it is called missing."""
     at, current = start, meta
-    reloads = 0
+    reloads, hidden_since = 0, None
     while at < meta.size:
         index = covering(current.segments, at)
         seg = current.segments[index]
@@ -40,19 +47,25 @@ def stream(meta: FileMeta, store: ObjectStore, load: Callable[[], FileMeta], nam
                     at += len(chunk)
                     yield chunk
         except ObjectGoneError as exc:
-            reloads += 1
             latest = load()
-            if latest.referenced() >= {seg.object} or reloads > _RELOADS:
-                raise FileCorruptError(
-                    f"content object {seg.object!r} of {name!r} (version {current.version}) "
-                    f"is missing from {store.directory}; restore it or commit a new version"
-                ) from exc
-            if latest.lineage != meta.lineage or latest.file_id != meta.file_id:
+            if seg.object in latest.referenced():
+                hidden_since = hidden_since or time.monotonic()
+                if time.monotonic() - hidden_since > objects.RETRY_WINDOW:
+                    raise FileCorruptError(
+                        f"content object {seg.object!r} of {name!r} (version "
+                        f"{latest.version}) is missing from {store.directory}; restore it "
+                        "or commit a new version"
+                    ) from exc
+                time.sleep(0.05)
+                continue
+            reloads += 1
+            if latest.lineage != meta.lineage or latest.file_id != meta.file_id or (
+                    reloads > _RELOADS):
                 raise FileRewrittenError(
                     f"{name!r} was rewritten (version {latest.version}) while version "
                     f"{meta.version} was being read; read it again"
                 ) from exc
-            current = latest
+            current, hidden_since = latest, None
 
 
 class FileReader(io.RawIOBase):
