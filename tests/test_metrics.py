@@ -8,13 +8,14 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from zkflock import Session
+from zkflock import Session, StaleTokenError
 from zkflock.metrics import PrometheusObserver, serve
 
 HOLD = 0.2  # one hold of at least this long, so the hold histogram has a known floor
@@ -66,10 +67,11 @@ def _until(predicate: Callable[[], bool], what: str, bound: float = 30.0) -> Non
 
 
 def test_scrape_carries_exactly_the_counts_of_a_known_sequence(
-    served: tuple[PrometheusObserver, int], sessions: Callable[..., Session], zk_hosts: str
+    served: tuple[PrometheusObserver, int], sessions: Callable[..., Session], zk_hosts: str,
+    kazoo_client: KazooClient, tmp_path: Path,
 ) -> None:
     observer, port = served
-    zk = sessions(metrics=observer, session_timeout=2.0)
+    zk = sessions(metrics=observer, session_timeout=2.0, root=str(tmp_path))
     other = sessions()
     for i in range(3):  # three acquires; the last is held HOLD seconds
         with zk.lock("a"):
@@ -79,6 +81,10 @@ def test_scrape_carries_exactly_the_counts_of_a_known_sequence(
     assert blocker.acquire()
     assert zk.lock("b").acquire(timeout=0.1) is False  # a timeout
     blocker.release()
+    shared = zk.shared_file("data/data.txt")
+    shared.append("one\n")  # a fenced commit, accepted (its lock: one more acquire)
+    with pytest.raises(StaleTokenError):
+        _edit_after_losing_the_lock(zk, kazoo_client)  # and one refused
     doomed = zk.lock("e")
     assert doomed.acquire()
     during = scrape(port)
@@ -90,17 +96,23 @@ def test_scrape_carries_exactly_the_counts_of_a_known_sequence(
 
     ex = labels(kind="exclusive")
     assert during[("zkflock_locks_held", ex)] == 1
-    assert m[("zkflock_lock_acquires_total", labels(kind="exclusive", outcome="acquired"))] == 4
+    # 3 of "a", 2 of the file's lock (append, edit), 1 of "e".
+    assert m[("zkflock_lock_acquires_total", labels(kind="exclusive", outcome="acquired"))] == 6
     assert m[("zkflock_lock_acquires_total", labels(kind="exclusive", outcome="timed_out"))] == 1
     assert m[("zkflock_lock_acquires_total", labels(kind="exclusive", outcome="cancelled"))] == 0
     assert m[("zkflock_lock_lost_total", ex)] == 1
     assert m[("zkflock_locks_held", ex)] == 0
     assert m[("zkflock_locks_waiting", ex)] == 0
-    # Histograms: 4 grants waited for, 3 releases (the lost lock is no release).
-    assert m[("zkflock_lock_wait_seconds_count", ex)] == 4
-    assert m[("zkflock_lock_hold_seconds_count", ex)] == 3
+    # Histograms: 6 grants waited for, 5 releases (the lost lock is no release).
+    assert m[("zkflock_lock_wait_seconds_count", ex)] == 6
+    assert m[("zkflock_lock_hold_seconds_count", ex)] == 5
+    assert m[("zkflock_fenced_commits_total", labels(outcome="accepted"))] == 1
+    assert m[("zkflock_fenced_commits_total", labels(outcome="stale"))] == 1
+    assert m[("zkflock_fenced_commits_total", labels(outcome="failed"))] == 0
+    assert m[("zkflock_fenced_commit_seconds_count", labels(outcome="stale"))] == 1
     assert m[("zkflock_lock_hold_seconds_sum", ex)] >= HOLD
-    _assert_plausible_histogram(m, "zkflock_lock_hold_seconds", ex, at_most_below=(HOLD, 2))
+    # 5 holds, one of them HOLD long: at most 4 in the buckets below HOLD.
+    _assert_plausible_histogram(m, "zkflock_lock_hold_seconds", ex, at_most_below=(HOLD, 4))
     _assert_plausible_histogram(m, "zkflock_lock_wait_seconds", ex)
     # The session: lost, then connected again under a new session.
     assert m[("zkflock_session_state", labels(state="connected"))] == 1
@@ -108,6 +120,13 @@ def test_scrape_carries_exactly_the_counts_of_a_known_sequence(
     assert m[("zkflock_session_state_changes_total", labels(state="lost"))] >= 1
     # Names stay out of the labels unless asked for: they can be unbounded.
     assert not any(dict(lab).get("lock") for _name, lab in m)
+
+
+def _edit_after_losing_the_lock(zk: Session, kazoo_client: KazooClient) -> None:
+    with zk.shared_file("data/data.txt").edit() as doc:
+        (holder,) = zk.holders("data/data.txt")
+        kazoo_client.delete(f"{zk.lock_path('data/data.txt')[1]}/{holder.id}")
+        doc.text += "stale\n"
 
 
 def _assert_plausible_histogram(
