@@ -13,6 +13,7 @@ import shutil
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -273,3 +274,28 @@ def read_state(base_dir: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return state if isinstance(state, dict) else None
+
+
+def wait_stopped(pid: int, timeout: float = 5.0) -> bool:
+    """Wait until every thread of ``pid`` is stopped (state T in /proc).
+
+    kill(SIGSTOP) returns before a multi-threaded JVM has stopped: each thread
+    stops on its next way out of the kernel, and on a loaded machine a server
+    thread can still answer a request in between (test_paused_node_stops_answering
+    saw a paused follower answer ``srvr``). False if it did not stop in time.
+    """
+    deadline = time.monotonic() + timeout
+    tasks = Path(f"/proc/{pid}/task")
+    while time.monotonic() < deadline:
+        if not tasks.exists():
+            return False  # the process is gone
+        try:
+            states = [(t / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                      for t in tasks.iterdir()]
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            states = []  # a thread ended while we looked: look again
+        if states and all(s in ("T", "t") for s in states):
+            return True
+        time.sleep(0.005)
+    return False
+

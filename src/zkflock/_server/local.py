@@ -43,6 +43,7 @@ from zkflock._server.config import (
     require_installed,
     send_four_letter,
     tls_probe_context,
+    wait_stopped,
     write_state,
 )
 
@@ -192,6 +193,8 @@ class LocalZooKeeper:
     def pause_node(self, myid: int) -> None:
         """SIGSTOP node ``myid``: it holds its sockets but answers nothing."""
         self._signal(myid, signal.SIGSTOP)
+        if (pid := self._pids.get(myid)) is not None:
+            wait_stopped(pid)
 
     def resume_node(self, myid: int) -> None:
         self._signal(myid, signal.SIGCONT)
