@@ -304,3 +304,14 @@ def test_commit_outcomes_reach_the_observer(
     with pytest.raises(zkflock.StaleTokenError):
         stale_append()
     assert seen == [("o.txt", "accepted"), ("o.txt", "stale")]
+
+
+def test_append_streams_a_file_object_in_one_commit(session: zkflock.Session) -> None:
+    f = session.shared_file("stream.txt")
+    f.write(BIG)
+    data = os.urandom(3 << 20)  # several chunks
+    meta = f.append(io.BytesIO(data))
+    assert meta.version == 2  # one commit for the whole stream
+    assert meta.size == len(BIG) + len(data)
+    assert f.read_bytes() == BIG + data
+    assert f.append(io.BytesIO(b"")).version == 2  # an empty stream commits nothing

@@ -24,7 +24,6 @@ def _session(ctx: click.Context) -> Session:
     return Session(obj.hosts, root=obj.root)
 
 
-_CHUNK = 1 << 20
 
 
 @click.command()
@@ -51,14 +50,10 @@ def append(ctx: click.Context, file: str, text: str, timeout: float | None,
 
 
 def _append_stdin(shared: SharedFile, timeout: float | None) -> tuple[int, int]:
-    """Stream standard input onto a working copy, chunk by chunk (bounded
-    memory here), and commit it once: a reader sees all of it or none."""
-    with shared.working_copy(timeout=timeout, purpose=f"append - {shared.name}") as copy:
-        with open(copy.path, "ab") as out:
-            while chunk := sys.stdin.buffer.read(_CHUNK):
-                out.write(chunk)
-        token = copy.token
-    return shared.meta().version, token
+    """Stream standard input into one new segment (bounded memory, the old
+    content never read) and commit it once: a reader sees all of it or none."""
+    meta = shared.append(sys.stdin.buffer, timeout=timeout)
+    return meta.version, meta.token
 
 
 @click.command()

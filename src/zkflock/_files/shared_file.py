@@ -143,16 +143,25 @@ class SharedFile:
 
     # -- writing -------------------------------------------------------------
 
-    def append(self, data: str | bytes, *, timeout: float | None = None) -> FileMeta:
-        """Append ``data`` under the lock; returns the committed metadata.
+    def append(self, data: str | bytes | Readable, *,
+               timeout: float | None = None) -> FileMeta:
+        """Append ``data`` (text, bytes, or a binary file object streamed in
+        bounded memory, all in one commit) under the lock; returns the
+        committed metadata (the current one when ``data`` is empty).
 
         Writes only the new bytes (and, now and then, merges the newest
         segments with them): the old content is never read."""
-        new = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        rest: Readable | None = None
+        if isinstance(data, str):
+            head = data.encode("utf-8")
+        elif isinstance(data, (bytes, bytearray, memoryview)):
+            head = bytes(data)
+        else:
+            head, rest = data.read(CHUNK), data
         with self._writing(timeout, f"append {self._name}") as (held, base, znode_version):
-            if not new:
+            if not head:
                 return base
-            return self._append(held, base, znode_version, new)
+            return self._append(held, base, znode_version, head, rest)
 
     def write(self, content: str | bytes | Readable, *,
               timeout: float | None = None) -> FileMeta:
@@ -261,7 +270,9 @@ class SharedFile:
         except ZkflockError as exc:
             log.debug("releasing %s after a write: %s", self._name, exc)
 
-    def _append(self, held: Lock, base: FileMeta, znode_version: int, data: bytes) -> FileMeta:
+    def _append(self, held: Lock, base: FileMeta, znode_version: int, data: bytes,
+                rest: Readable | None = None) -> FileMeta:
+        # With a stream, len(data) is a lower bound of the new segment's size.
         k = merge_start([seg.length for seg in base.segments], len(data))
         merged = base.segments[k:]
         token = _token_of(held)
@@ -269,7 +280,8 @@ class SharedFile:
         crash_point("before-object")
         # A merge reads (and verifies) the merged segments; a plain append reads nothing.
         old = self._chunks(base, base.size - sum(s.length for s in merged)) if merged else ()
-        seg = self._create(name, chain(old, [data]))
+        more: Iterable[bytes] = iter(lambda: rest.read(CHUNK), b"") if rest is not None else ()
+        seg = self._create(name, chain(old, [data], more))
         crash_point("after-merge" if merged else "after-object")
         new = base.successor(token, name, (*base.segments[:k], seg), extends=True)
         return self._commit(held, base, znode_version, new, merged)
