@@ -67,6 +67,7 @@ def _gone(volume: GlusterVolume) -> None:
     assert volume.name not in volumes()
     assert not any(os.path.ismount(m) for m in volume.mounts)
     assert not volume.brick.exists()
+    assert not (Path("/var/run/gluster/vols") / volume.name).exists()
 
 
 def _interrupted_while_busy(volume: GlusterVolume) -> None:

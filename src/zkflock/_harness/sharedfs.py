@@ -41,6 +41,7 @@ _CLI_TIMEOUT = 120.0
 _BUSY = ("Another transaction is in progress", "Locking failed", "try again after some time")
 _NAME = re.compile(r"^zkflock-(\d+)-[0-9a-f]+$")
 _BRICK_LOGS = Path("/var/log/glusterfs/bricks")
+_RUN_DIRS = Path("/var/run/gluster/vols")
 
 _VOLFILE = """\
 volume management
@@ -313,6 +314,8 @@ def delete_volume(name: str) -> list[Path]:
     for brick in bricks:
         with contextlib.suppress(OSError):
             (_BRICK_LOGS / f"{str(brick).strip('/').replace('/', '-')}.log").unlink()
+    with contextlib.suppress(OSError):  # glusterd leaves the volume's (empty) pid directory
+        (_RUN_DIRS / name).rmdir()
     return bricks
 
 
