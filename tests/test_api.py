@@ -143,6 +143,9 @@ class Recording(Observer):
     def released(self, kind: str, name: str, held: float) -> None:
         self._add("released", kind, name, seconds=held)
 
+    def failed(self, kind: str, name: str, wait: float) -> None:
+        self._add("failed", kind, name, seconds=wait)
+
     def lost(self, kind: str, name: str, reason: str) -> None:
         self._add("lost", kind, name)
 
@@ -191,7 +194,9 @@ def test_observer_sees_the_exact_events_of_a_known_sequence(zk_hosts: str) -> No
         thief.stop()
         thief.close()
         for _ in range(300):
-            if ("state", "connected") in seen.events and ("lost", "exclusive", "e") in seen.events:
+            states = [e for e in seen.events if e[0] == "state"]
+            back = ("state", "lost") in states and states[-1] == ("state", "connected")
+            if back and ("lost", "exclusive", "e") in seen.events:
                 break
             seen.changed.clear()
             seen.changed.wait(0.05)
@@ -211,9 +216,29 @@ def test_observer_sees_the_exact_events_of_a_known_sequence(zk_hosts: str) -> No
         ("lost", "exclusive", "e"),
     ]
     states = [e for e in seen.events if e[0] == "state"]
+    assert states[0] == ("state", "connected")  # the state it started in
     assert ("state", "lost") in states
     assert states[-1] == ("state", "connected")
     assert all(s >= 0 for s in seen.seconds)
+
+
+def test_every_started_acquire_ends_with_one_event_and_the_start_state_is_told(
+    zk_hosts: str,
+) -> None:
+    # An acquire that fails with an error (here the refused upgrade: a write
+    # lock behind this thread's own read lock would wait for ever) must still
+    # close its "started" event, or a waiting gauge stays up for good.
+    seen = Recording()
+    with zkflock.connect(zk_hosts, root="/", metrics=seen) as zk:
+        assert seen.events[:1] == [("state", "connected")]
+        with zk.read_lock("u"), pytest.raises(zkflock.ConfigError):
+            zk.write_lock("u").acquire(timeout=5)
+    lock_events = [e for e in seen.events if e[0] != "state"]
+    assert lock_events == [
+        ("started", "read", "u"), ("acquired", "read", "u"),
+        ("started", "write", "u"), ("failed", "write", "u"),
+        ("released", "read", "u"),
+    ]
 
 
 def test_no_observer_means_noop_and_a_broken_observer_costs_no_lock(zk_hosts: str) -> None:

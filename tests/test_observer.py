@@ -13,7 +13,7 @@ def test_every_event_is_a_no_op_on_the_base_class() -> None:
     events = [name for name in vars(Observer) if not name.startswith("_")]
     assert sorted(events) == sorted([
         "acquire_started", "acquired", "timed_out", "cancelled", "released", "lost",
-        "committed", "session_state",
+        "committed", "session_state", "failed",
     ])
     NOOP.acquired("exclusive", "x", 0.1)
     NOOP.committed("f", "accepted", 0.1)

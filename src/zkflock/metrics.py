@@ -56,6 +56,10 @@ class Observer:
     def cancelled(self, kind: str, name: str, wait: float) -> None:
         """An acquire was cancelled (``cancel()``, a signal, a cancelled task)."""
 
+    def failed(self, kind: str, name: str, wait: float) -> None:
+        """An acquire ended with an error (ZooKeeper unreachable, a request
+        refused, a self-deadlock refused): it no longer waits, and holds nothing."""
+
     def released(self, kind: str, name: str, held: float) -> None:
         """The lock was released after being held ``held`` seconds."""
 
@@ -103,8 +107,8 @@ def _prometheus() -> Any:
 class _LockSeries:
     """The labelled children of one (kind[, lock]) label set."""
 
-    __slots__ = ("acquired", "cancelled", "held", "hold", "lost", "timed_out", "wait",
-                 "waiting")
+    __slots__ = ("acquired", "cancelled", "failed", "held", "hold", "lost", "timed_out",
+                 "wait", "waiting")
 
     def __init__(self, owner: PrometheusObserver, labels: tuple[str, ...]) -> None:
         self.wait = owner._wait.labels(*labels)
@@ -115,6 +119,7 @@ class _LockSeries:
         self.acquired = owner._acquires.labels(*labels, "acquired")
         self.timed_out = owner._acquires.labels(*labels, "timed_out")
         self.cancelled = owner._acquires.labels(*labels, "cancelled")
+        self.failed = owner._acquires.labels(*labels, "failed")
 
 
 class PrometheusObserver(Observer):
@@ -153,7 +158,7 @@ class PrometheusObserver(Observer):
             lock, buckets=buckets, registry=reg)
         self._acquires = prom.Counter(
             "zkflock_lock_acquires", "Acquires that ended, by outcome "
-            "(acquired, timed_out, cancelled).", (*lock, "outcome"), registry=reg)
+            "(acquired, timed_out, cancelled, failed).", (*lock, "outcome"), registry=reg)
         self._lost = prom.Counter(
             "zkflock_lock_lost", "Held locks lost (session expired or unreachable too long).",
             lock, registry=reg)
@@ -208,6 +213,11 @@ class PrometheusObserver(Observer):
         s = self._series(kind, name)
         s.waiting.dec()
         s.cancelled.inc()
+
+    def failed(self, kind: str, name: str, wait: float) -> None:
+        s = self._series(kind, name)
+        s.waiting.dec()
+        s.failed.inc()
 
     def released(self, kind: str, name: str, held: float) -> None:
         s = self._series(kind, name)

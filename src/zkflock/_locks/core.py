@@ -77,6 +77,8 @@ class LockCore:
         self._closed = False
         self._reaper = Reaper(zk, lambda: self._state == CONNECTED and not self._closed)
         zk.add_listener(self._on_state)
+        if observer is not NOOP:  # the state it starts in: later ones are changes
+            safely(observer.session_state, self._state)
 
     # -- liveness -----------------------------------------------------------
 

@@ -196,8 +196,8 @@ class Lock(AsyncFace):
             self._report_started()
             try:
                 turn = self._take_turn(owner, deadline, cancels)
-            except _CANCELS:
-                self._report("cancelled", started)
+            except BaseException as exc:
+                self._report("cancelled" if isinstance(exc, _CANCELS) else "failed", started)
                 raise
             if not turn:
                 self._report("timed_out", started)
@@ -261,8 +261,8 @@ class Lock(AsyncFace):
             granted = waiter.run(deadline)
         except BaseException as exc:
             self._set_state(IDLE)
-            if isinstance(exc, _CANCELS):
-                self._report("cancelled", started)
+            # Every started acquire ends with one event, or a waiting gauge drifts.
+            self._report("cancelled" if isinstance(exc, _CANCELS) else "failed", started)
             raise
         finally:
             self._waiter = None
