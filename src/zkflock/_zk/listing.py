@@ -26,17 +26,11 @@ from kazoo.client import _prefix_root
 from kazoo.protocol.serialization import (
     GetChildren,
     GetData,
-    MultiHeader,
-    Transaction,
-    ZnodeStat,
-    int_struct,
-    read_buffer,
-    read_string,
-    stat_struct,
 )
 from kazoo.protocol.states import WatchedEvent
 
 from zkflock._zk.errors import NodeMissingError, translated
+from zkflock._zk.multiread import MultiRead
 
 #: Operations per multiRead: a reply of 256 listings or node reads stays far
 #: below jute.maxbuffer (1 MB) with zkflock's small nodes.
@@ -94,39 +88,6 @@ def list_children_many(
     ]
 
 
-class _MultiRead(Transaction):  # type: ignore[misc]
-    """ZooKeeper's multiRead of GetChildren / GetData operations (no watches).
-    Unlike a multi, each operation succeeds or fails on its own: the reply
-    holds, per operation, its result or the exception of its error code."""
-
-    type = 22
-
-    @classmethod
-    def deserialize(cls, buffer: bytes, offset: int) -> list[Any]:
-        results: list[Any] = []
-        header, offset = MultiHeader.deserialize(buffer, offset)
-        while not header.done:
-            if header.type == GetChildren.type:
-                count = int_struct.unpack_from(buffer, offset)[0]
-                offset += int_struct.size
-                children = []
-                for _ in range(count):
-                    child, offset = read_string(buffer, offset)
-                    children.append(child)
-                results.append(children)
-            elif header.type == GetData.type:
-                data, offset = read_buffer(buffer, offset)
-                stat = ZnodeStat._make(stat_struct.unpack_from(buffer, offset))
-                offset += stat_struct.size
-                results.append((data or b"", stat))
-            else:  # -1: this operation's error code
-                err = int_struct.unpack_from(buffer, offset)[0]
-                offset += int_struct.size
-                results.append(ke.EXCEPTIONS[err]())
-            header, offset = MultiHeader.deserialize(buffer, offset)
-        return results
-
-
 def _multi_read(zk: ZkClient, ops: list[Any], what: str) -> list[Any]:
     """Every op's result (None for a missing node), in MULTI_READ_OPS chunks,
     all sent before the first reply is awaited."""
@@ -134,7 +95,7 @@ def _multi_read(zk: ZkClient, ops: list[Any], what: str) -> list[Any]:
     pending = []
     for start in range(0, len(ops), MULTI_READ_OPS):
         result = client.handler.async_result()
-        client._call(_MultiRead(ops[start:start + MULTI_READ_OPS]), result)
+        client._call(MultiRead(ops[start:start + MULTI_READ_OPS]), result)
         pending.append(result)
     out: list[Any] = []
     with translated(what):

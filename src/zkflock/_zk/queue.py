@@ -19,10 +19,7 @@ from kazoo.protocol.serialization import (
     Create,
     Create2,
     GetChildren,
-    MultiHeader,
     Transaction,
-    int_struct,
-    read_string,
 )
 from kazoo.protocol.states import KeeperState
 
@@ -34,40 +31,9 @@ from zkflock._zk.errors import (
     check_size,
     translated,
 )
+from zkflock._zk.multiread import MultiRead
 
 EPHEMERAL_SEQUENTIAL = 3  # kazoo's create flags: ephemeral 1 | sequence 2
-
-
-class _ListMany(Transaction):  # type: ignore[misc]
-    """ZooKeeper's multiRead (opcode 22, 3.6+) of getChildren requests, which
-    kazoo cannot send: N queue listings in one request and one reply, where N
-    requests would cost kazoo's per-request client CPU N times.
-
-    ``operations`` are ``GetChildren`` requests without watches. The reply is
-    one list of children (or the exception of a failed listing) per request.
-    """
-
-    type = 22
-
-    @classmethod
-    def deserialize(cls, buffer: bytes, offset: int) -> list[Any]:
-        results: list[Any] = []
-        header, offset = MultiHeader.deserialize(buffer, offset)
-        while not header.done:
-            if header.type == GetChildren.type:
-                count = int_struct.unpack_from(buffer, offset)[0]
-                offset += int_struct.size
-                children = []
-                for _ in range(count):
-                    child, offset = read_string(buffer, offset)
-                    children.append(child)
-                results.append(children)
-            else:  # -1: an error result for this operation
-                err = int_struct.unpack_from(buffer, offset)[0]
-                offset += int_struct.size
-                results.append(ke.EXCEPTIONS[err]())
-            header, offset = MultiHeader.deserialize(buffer, offset)
-        return results
 
 
 _HEADER = 9  # a multi's per-operation header: type, done, error
@@ -222,7 +188,7 @@ class QueueOps:
         pending = self._pipeline(
             *(self._container(p) for p in make_parents),
             Transaction(ops),
-            _ListMany([GetChildren(_prefix_root(client.chroot, p), None) for p in parents]),
+            MultiRead([GetChildren(_prefix_root(client.chroot, p), None) for p in parents]),
         )
         committed, listed_all = pending[-2:]
         with translated(f"queueing under {len(parents)} locks"):
