@@ -154,9 +154,9 @@ def test_fenced_counter_on_two_mounts_under_sigstop(
     assert len(outcome.views) == 3, detail  # the view was looked at on every mount
     assert v.misreported == 0, detail  # no writer told a landed commit failed
     assert outcome.view_ok, detail  # the view reached the final version on every mount
-    # Not yet asserted (issue 10, the library's part): reads.errors == 0 — a
-    # reader on GlusterFS now and then gets a raw ESTALE opening an object
-    # that another mount's writer collected meanwhile.
+    # A reader on GlusterFS now and then meets ESTALE opening an object that
+    # another mount's writer collected meanwhile: the library treats it as gone.
+    assert reads.errors == 0, detail
 
 
 @pytest.mark.timeout(300)
@@ -190,4 +190,5 @@ def test_fenced_counter_on_two_mounts_long(tmp_path: Path) -> None:
     assert (run["lost"], run["duplicated"], run["unexplained"]) == (0, 0, 0), run
     assert run["misreported"] == 0, run
     assert run["reads"]["backwards"] == 0, run
+    assert run["reads"]["errors"] == 0, run
     assert run["view_ok"], run

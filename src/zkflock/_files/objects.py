@@ -12,6 +12,7 @@ retry after such a moment sees the whole object.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import time
@@ -27,6 +28,10 @@ CHUNK = 1 << 20  # bytes per read or write: memory stays bounded whatever the si
 VERIFY_BUFFER = 4 << 20  # segments up to this size are verified before any byte is returned
 RETRY_WINDOW = 3.0  # seconds a committed object may stay hidden or short (caches: ~1-2 s)
 MISMATCH_RETRIES = 3  # re-reads of a whole-length object that fails its checksum
+
+
+# errnos of an object that is not there (any more) on this mount
+_GONE = (errno.ENOENT, errno.ESTALE)
 
 
 class ObjectGoneError(FileNotFoundError):
@@ -138,13 +143,22 @@ class ObjectStore:
         while at < seg.length:
             try:
                 fd = os.open(self._dir / seg.object, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            except FileNotFoundError as exc:
+            except OSError as exc:
                 # The caller asks ZooKeeper first: collected (read the newer
                 # version) or hidden by a cache (retry within the window).
+                # ESTALE is what a GlusterFS mount answers for an object another
+                # mount has just collected: missing, as ENOENT is (SHAREDFS.md).
+                if exc.errno not in _GONE:
+                    raise
                 raise ObjectGoneError(f"object {seg.object!r} is missing") from exc
             try:
                 while at < seg.length:
-                    chunk = os.pread(fd, min(CHUNK, seg.length - at), at)
+                    try:
+                        chunk = os.pread(fd, min(CHUNK, seg.length - at), at)
+                    except OSError as exc:
+                        if exc.errno != errno.ESTALE:
+                            raise
+                        raise ObjectGoneError(f"object {seg.object!r} is gone") from exc
                     if not chunk:
                         break  # short: a cached size; reopen and go on after a pause
                     at += len(chunk)
