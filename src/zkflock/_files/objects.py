@@ -164,7 +164,7 @@ class ObjectStore:
                     at += len(chunk)
                     yield chunk
             finally:
-                os.close(fd)
+                _close_read_only(fd)
             if at < seg.length:
                 if time.monotonic() >= deadline:
                     raise self._corrupt(seg, f"only {at} bytes")
@@ -178,6 +178,18 @@ class ObjectStore:
             f"found {found} (after retries); restore the object from a backup or commit "
             "a new version"
         )
+
+
+def _close_read_only(fd: int) -> None:
+    """Close a descriptor we only read from. A FUSE close flushes, and
+    GlusterFS answers ESTALE there when another mount collected the object
+    meanwhile; nothing was written through it and what was read is verified
+    by its checksum, so that error means nothing here."""
+    try:
+        os.close(fd)
+    except OSError as exc:
+        if exc.errno != errno.ESTALE:
+            raise
 
 
 def remove(path: Path) -> None:
