@@ -154,10 +154,10 @@ def test_fenced_counter_on_two_mounts_under_sigstop(
     assert len(outcome.views) == 3, detail  # the view was looked at on every mount
     assert v.misreported == 0, detail  # no writer told a landed commit failed
     assert outcome.view_ok, detail  # the view reached the final version on every mount
-    # Not yet asserted: reads.errors == 0. A reader on GlusterFS still meets a
-    # raw ESTALE now and then (2 in 3,131 reads of a 90 s run after objects.py
-    # learnt to treat ESTALE on an object as gone): another path of read()
-    # still lets it through.
+    # Not asserted in this short run yet: reads.errors == 0. A reader on
+    # GlusterFS met raw ESTALE from objects another mount collected (on open,
+    # then on close: 2 in 3,131 reads of a 90 s run); with both handled a 90 s
+    # run saw 0 in 3,136 — one run, so only the long test asserts it for now.
 
 
 @pytest.mark.timeout(300)
@@ -191,4 +191,5 @@ def test_fenced_counter_on_two_mounts_long(tmp_path: Path) -> None:
     assert (run["lost"], run["duplicated"], run["unexplained"]) == (0, 0, 0), run
     assert run["misreported"] == 0, run
     assert run["reads"]["backwards"] == 0, run
+    assert run["reads"]["errors"] == 0, run
     assert run["view_ok"], run
