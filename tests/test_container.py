@@ -55,8 +55,8 @@ def test_rounds_check_accepts_whole_lines_in_token_order() -> None:
     [
         (GOOD.replace("token=30", "token=20"), "token 20 is not greater"),  # out of lock order
         (GOOD.replace("token=31", "token=30"), "token 30 is not greater"),  # the same token twice
-        (GOOD + GOOD.splitlines(True)[0], "client 2 wrote 3 lines, not 2"),  # written twice
-        ("".join(GOOD.splitlines(True)[:3]), "client 2 wrote 1 lines, not 2"),  # a line lost
+        (GOOD + GOOD.splitlines(True)[0], "client 2 wrote 3 lines, not exactly 2"),  # written twice
+        ("".join(GOOD.splitlines(True)[:3]), "client 2 wrote 1 lines, not exactly 2"),  # lost
         (GOOD[:-1], "torn"),
         (GOOD.replace("client 1 token=30", "client 1 tok=30"), "not a whole demo line"),
         (GOOD.replace("client 2 token=31", "client 7 token=31"), "names client 7"),

@@ -34,7 +34,7 @@ from zkflock._errors import (
     StaleTokenError,
 )
 from zkflock._files.shared_file import SharedFile
-from zkflock._harness.demo import LINE_RE, check_demo_file, demo_line
+from zkflock._harness.demo import check_demo_file, demo_line
 
 # What a round retries: a broken connection, a lock lost or refused at commit
 # (the fenced commit then wrote nothing), a wait that outlived an election.
@@ -133,32 +133,7 @@ def check_rounds_file(text: str, clients: int, rounds: int) -> list[str]:
     """Problems with a file of ``rounds`` lines per client: each line whole,
     clients 1..N only, tokens strictly increasing in file order, exactly
     ``rounds`` lines per client. One round is the demo's own check."""
-    if rounds == 1:
-        return check_demo_file(text, clients)
-    problems: list[str] = []
-    if text and not text.endswith("\n"):
-        problems.append("the last line is torn: the file does not end with a newline")
-    counts = dict.fromkeys(range(1, clients + 1), 0)
-    previous: int | None = None
-    for number, line in enumerate(text.splitlines(), start=1):
-        match = LINE_RE.match(line)
-        if match is None:
-            problems.append(f"line {number} is not a whole demo line: {line!r}")
-            continue
-        client_no, token = int(match.group(1)), int(match.group(2))
-        if client_no not in counts:
-            problems.append(f"line {number} names client {client_no}, but clients "
-                            f"1..{clients} ran")
-        counts[client_no] = counts.get(client_no, 0) + 1
-        if previous is not None and token <= previous:
-            problems.append(
-                f"line {number}: token {token} is not greater than the line before's "
-                f"{previous}: the writes overlapped or went out of lock order"
-            )
-        previous = token
-    problems += [f"client {c} wrote {n} lines, not {rounds}"
-                 for c, n in sorted(counts.items()) if c <= clients and n != rounds]
-    return problems
+    return check_demo_file(text, clients, rounds=rounds)
 
 
 @dataclass(frozen=True)

@@ -32,10 +32,10 @@ LINE_RE = re.compile(r"^client (\d+) token=(\d+) at=(\S+)$")
 
 
 def check_demo_file(
-    text: str, clients: int, reported: dict[int, int] | None = None
+    text: str, clients: int, reported: dict[int, int] | None = None, rounds: int = 1
 ) -> list[str]:
-    """Problems with the demo's file: exactly one whole line per client 1..N,
-    tokens strictly increasing in file order, and (when ``reported`` maps
+    """Problems with the demo's file: exactly ``rounds`` whole lines per client
+    1..N, tokens strictly increasing in file order, and (when ``reported`` maps
     clients to the tokens they reported) each line carrying its client's
     token from this run. Empty list: the check holds."""
     problems: list[str] = []
@@ -66,8 +66,8 @@ def check_demo_file(
         previous = token
     for client in range(1, clients + 1):
         count = seen.get(client, 0)
-        if count != 1:
-            problems.append(f"client {client} wrote {count} lines, not exactly 1")
+        if count != rounds:
+            problems.append(f"client {client} wrote {count} lines, not exactly {rounds}")
     return problems
 
 
