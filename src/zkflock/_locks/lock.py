@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
@@ -34,11 +33,11 @@ from zkflock._errors import ConfigError, LockLostError, LockNotHeldError, LockTi
 from zkflock._locks.async_face import AsyncFace
 from zkflock._locks.core import Holding
 from zkflock._locks.drivers import MAX_LEASES, Driver, driver_for
+from zkflock._locks.events import LockEvents, ending_of, run_lost_callbacks
 from zkflock._locks.protocol import EXCLUSIVE, SEMAPHORE
 from zkflock._locks.state import IDLE, Held, Idle, LockState, Lost, Queued
+from zkflock._locks.turns import Turns
 from zkflock._locks.waiting import AcquireCancelledError, Granted, Waiter, holder_data
-from zkflock._zk.client import remaining
-from zkflock.metrics import NOOP, safely
 
 if TYPE_CHECKING:
     from zkflock._locks.aio import AsyncLock
@@ -48,8 +47,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("zkflock")
 
 __all__ = ["AcquireCancelledError", "Lock", "MAX_LEASES", "holder_data"]
-
-_CANCELS = (AcquireCancelledError, KeyboardInterrupt, SystemExit)
 
 
 class Lock(AsyncFace):
@@ -92,11 +89,10 @@ class Lock(AsyncFace):
         self._purpose = purpose
         self._cond = threading.Condition(threading.Lock())
         self._state: LockState = IDLE
-        self._turns: deque[object] = deque()  # threads waiting for this object, FIFO
+        self._turns = Turns(self._cond)  # owners waiting for this object, FIFO
         self._cancels = 0
         self._waiter: Waiter | None = None
-        observer = self._core.observer
-        self._observer = None if observer is NOOP else observer  # NOOP: no calls at all
+        self._events = LockEvents(self._core.observer, self._driver.label)
 
     # -- what it is -----------------------------------------------------------
 
@@ -193,14 +189,14 @@ class Lock(AsyncFace):
         with self._cond:
             if self._reentered(owner, deadline):
                 return True
-            self._report_started()
+            self._events.started(self._name)
             try:
-                turn = self._take_turn(owner, deadline, cancels)
+                turn = self._turns.take(self._free, deadline, partial(self._check_cancel, cancels))
             except BaseException as exc:
-                self._report("cancelled" if isinstance(exc, _CANCELS) else "failed", started)
+                self._events.ended(ending_of(exc), self._name, started)
                 raise
             if not turn:
-                self._report("timed_out", started)
+                self._events.ended("timed_out", self._name, started)
                 return False
             self._state = Queued(owner)
         return self._queue(owner, deadline, cancels, started)
@@ -230,25 +226,12 @@ class Lock(AsyncFace):
     def _same_owner(self, holder: object, owner: object) -> bool:
         return holder is owner
 
-    def _take_turn(self, owner: object, deadline: float | None, cancels: int) -> bool:
-        """Under the condition: wait, in arrival order, until this object is
-        free (not held or queued by another owner). False at the deadline."""
-        ticket = object()
-        self._turns.append(ticket)
-        try:
-            while not (
-                isinstance(self._state, (Idle, Lost)) and self._turns[0] is ticket
-            ):
-                if self._cancels != cancels:
-                    raise AcquireCancelledError(f"acquiring {self._name!r} was cancelled")
-                left = remaining(deadline)
-                if left == 0.0:
-                    return False
-                self._cond.wait(left)
-            return True
-        finally:
-            self._turns.remove(ticket)
-            self._cond.notify_all()
+    def _free(self) -> bool:
+        return isinstance(self._state, (Idle, Lost))
+
+    def _check_cancel(self, cancels: int) -> None:
+        if self._cancels != cancels:
+            raise AcquireCancelledError(f"acquiring {self._name!r} was cancelled")
 
     def _queue(self, owner: object, deadline: float | None, cancels: int, started: float) -> bool:
         """The ZooKeeper part, outside the condition: queue, wait, then record."""
@@ -261,17 +244,16 @@ class Lock(AsyncFace):
             granted = waiter.run(deadline)
         except BaseException as exc:
             self._set_state(IDLE)
-            # Every started acquire ends with one event, or a waiting gauge drifts.
-            self._report("cancelled" if isinstance(exc, _CANCELS) else "failed", started)
+            self._events.ended(ending_of(exc), self._name, started)
             raise
         finally:
             self._waiter = None
         if granted is None:
             self._set_state(IDLE)
-            self._report("timed_out", started)
+            self._events.ended("timed_out", self._name, started)
             return False
         self._hold(owner, granted)
-        self._report("acquired", started)
+        self._events.ended("acquired", self._name, started)
         return True
 
     def _hold(self, owner: object, granted: Granted) -> None:
@@ -328,9 +310,7 @@ class Lock(AsyncFace):
         self._state = IDLE
         self._core.unregister(state.key)
         self._cond.notify_all()
-        if self._observer is not None:
-            safely(self._observer.released, self._driver.label, self._name,
-                   time.monotonic() - state.since)
+        self._events.released(self._name, state.since)
 
     def released_by_commit(self) -> None:
         """Our node was deleted by a transaction of ours (a fenced commit
@@ -358,16 +338,8 @@ class Lock(AsyncFace):
                 return None
             self._state = Lost(reason)
             self._cond.notify_all()
-        if self._observer is not None:
-            safely(self._observer.lost, self._driver.label, self._name, reason)
-        return self._notify_lost
-
-    def _notify_lost(self) -> None:
-        for callback in list(self._on_lost):
-            try:
-                callback(self)
-            except Exception:
-                log.exception("on_lost callback for %s failed", self._name)
+        self._events.lost(self._name, reason)
+        return partial(run_lost_callbacks, self._on_lost, self)
 
     # -- with ---------------------------------------------------------------------
 
@@ -412,16 +384,7 @@ class Lock(AsyncFace):
                 "its work may have overlapped with another holder"
             )
 
-    # -- events -------------------------------------------------------------------
-
-    def _report_started(self) -> None:
-        if self._observer is not None:
-            safely(self._observer.acquire_started, self._driver.label, self._name)
-
-    def _report(self, event: str, started: float) -> None:
-        if self._observer is not None:
-            safely(getattr(self._observer, event), self._driver.label, self._name,
-                   time.monotonic() - started)
+    # -- helpers ------------------------------------------------------------------
 
     def _set_state(self, state: LockState) -> None:
         with self._cond:
