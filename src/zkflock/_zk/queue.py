@@ -190,7 +190,13 @@ class QueueOps:
             Transaction(ops),
             MultiRead([GetChildren(_prefix_root(client.chroot, p), None) for p in parents]),
         )
-        committed, listed_all = pending[-2:]
+        return self._enqueued_many(parents, *pending[-2:])
+
+    def _enqueued_many(self, parents: Sequence[str], committed: Any, listed_all: Any
+                       ) -> list[Enqueued]:
+        """The replies of ``enqueue_many``'s multi and listings: our nodes,
+        the shared token (one more read), every queue's listing."""
+        client = self._client
         with translated(f"queueing under {len(parents)} locks"):
             results = self._bounded(committed)
             failed = [r for r in results if isinstance(r, Exception)]
