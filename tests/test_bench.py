@@ -125,6 +125,38 @@ def test_command_starts_its_own_server_and_writes_json_and_png(tmp_path: Path) -
     assert (tmp_path / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_scale_reports_the_held_figure_and_lock_many_in_the_plain_table(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["bench", "scale", "--quick", "--force-sync", "no", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "200 held / empty p50" in result.output
+    assert "fill / uncontended cycle rate" in result.output
+    assert "pipelined fill / uncontended cycle rate" in result.output
+    assert "with 200 held" in result.output
+    assert "scale: lock_many of 200 names: held all" in result.output
+    saved = json.loads((tmp_path / "results.json").read_text())
+    scale = saved["settings"]["loopback forceSync=no"]["summaries"]["scale"]
+    assert scale["held"] == 200
+    assert scale["many"]["outcome"] == "held"
+    assert all(math.isfinite(r) and r > 0 for r in scale["ratios"].values())
+    assert "scale: lock_many of 200 names: held all" in (tmp_path / "results.md").read_text()
+
+
+def test_scale_text_says_how_many_names_fit_when_refused() -> None:
+    from zkflock._bench.scale import _text
+
+    keys = ["same session, 10000 held", "empty session, meanwhile", "same session, 0 held",
+            "empty session, before"]
+    lat = {key: {"p50": 1.0} for key in keys}
+    fill = {"fill_locks_per_s": 600.0, "cycles_per_s": 500.0}
+    many = {"names": 10000, "outcome": "refused", "answer_ms": 180.0, "fit": 3632,
+            "fit_cycle_ms": 900.0}
+    lines = _text(10000, lat, fill, fill, many)
+    assert "lock_many of 10,000 names: refused (ConfigError) in 180 ms: 3,632 fit" in lines[2]
+    assert "with 10,000 held" in lines[0]
+
+
 def test_command_refuses_a_run_with_nothing_to_measure(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["bench", "--no-loopback", "--out", str(tmp_path)])
     assert result.exit_code == 2

@@ -21,6 +21,8 @@ LOOPBACK_TARGETS: list[tuple[str, str, float, str]] = [
     ("many", "kazoo/zkflock @100", 20.0, ">="),
     ("fenced", "fenced/plain throughput", 1 / 1.5, ">="),
     ("cpu", "zkflock/raw cpu p50", 1.2, "<="),
+    ("scale", "10000 held / empty p50", 1.2, "<="),  # issue 9; --quick holds 200: no target
+    ("scale", "fill / uncontended cycle rate", 1.0, ">="),
 ]
 TARGETS: dict[str, list[tuple[str, str, float, str]]] = {
     "loopback": LOOPBACK_TARGETS,

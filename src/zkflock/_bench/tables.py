@@ -109,6 +109,7 @@ def _facts(summaries: dict[str, Any]) -> list[str]:
                      f"process rss/pss/private {mem['rss'] / 1024:.1f}/{mem['pss'] / 1024:.1f}/"
                      f"{mem['private'] / 1024:.1f} MiB, overlaps {k['overlaps']}, "
                      f"overtakes {k['fifo_overtakes']}")
+    lines += [f"       {line}" for line in summaries.get("scale", {}).get("text", [])]
     for name in ("many", "fenced"):
         if name in summaries and "facts" in summaries[name]:
             lines.append(f"       {name}: {summaries[name]['facts']}")
