@@ -157,3 +157,37 @@ def test_oversized_lock_many_fails_fast_and_the_session_keeps_its_locks(
         assert held.is_held
     kept.release()
     reading.release()
+
+
+def test_batches_in_global_order_would_deadlock_which_is_why_one_multi_or_refusal(
+    sessions: Callable[[], Session],
+) -> None:
+    # Why an oversized lock_many is refused rather than taken in batches: two
+    # callers each taking their names in one global order, in batches that fit
+    # a packet, deadlock when their batch boundaries differ. A takes {1, 2}
+    # (its first batch); B's one batch {2, 3} queues behind A in 2 and first
+    # in 3; A's second batch {3, 4} then waits for B in 3, while B waits for A
+    # in 2 — and A keeps {1, 2} until its second batch is granted. Each batch
+    # here is a real lock_many (one multi), as a batching lock_many would send.
+    a, b, observer = sessions(), sessions(), sessions()
+    first = a.lock_many(["n1", "n2"])
+    assert first.acquire()
+    other = b.lock_many(["n2", "n3"], timeout=60)
+    waiting = threading.Thread(target=other.acquire, daemon=True)
+    waiting.start()
+    wait_until(lambda: len(observer.holders("n3")) == 1, 10, "B to queue in n2 and n3")
+    second = a.lock_many(["n3", "n4"], timeout=1.0)
+    assert second.acquire() is False  # A waits for B in n3 ...
+    assert not other.is_held  # ... and B for A in n2: a cycle, broken only by a timeout
+    # One multi for all of A's names (what lock_many does) has no such cycle:
+    first.release()
+    waiting.join(timeout=10)
+    assert other.is_held
+    whole = a.lock_many(["n1", "n2", "n3", "n4"], timeout=60)
+    taker = threading.Thread(target=whole.acquire, daemon=True)
+    taker.start()
+    wait_until(lambda: len(observer.holders("n4")) == 1, 10, "A's one multi to queue")
+    other.release()
+    taker.join(timeout=10)
+    assert whole.is_held
+    whole.release()
