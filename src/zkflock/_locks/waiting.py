@@ -10,16 +10,13 @@ object's state, the per-thread counts and the events.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import socket
 import threading
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from zkflock._errors import ConfigError, SessionExpiredError, ZkflockError
+from zkflock._locks.holder import KIND_NAMES, holder_data, process_start
 from zkflock._locks.protocol import Decision, NotQueuedError, parse_node
 from zkflock._names import describe_names
 from zkflock._zk.client import new_guid, remaining
@@ -32,48 +29,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("zkflock")
 
-KIND_NAMES = {"x": "exclusive", "r": "shared", "s": "semaphore"}
+__all__ = ["KIND_NAMES", "AcquireCancelledError", "Granted", "Waiter", "holder_data",
+           "process_start"]
 
 
 class AcquireCancelledError(ZkflockError):
     """A waiting acquire was cancelled from another thread."""
 
     exit_code = 4
-
-
-_HEADS: dict[tuple[int, str, str], str] = {}
-
-
-def process_start() -> float | None:
-    """When this process started (epoch seconds), from /proc: with the pid it
-    tells a holder apart from a later process that reused the pid."""
-    try:
-        with open("/proc/self/stat", encoding="ascii") as f:
-            ticks = int(f.read().rsplit(")", 1)[1].split()[19])
-        with open("/proc/stat", encoding="ascii") as f:
-            boot = next(int(line.split()[1]) for line in f if line.startswith("btime "))
-    except (OSError, ValueError, IndexError, StopIteration):
-        return None
-    return boot + ticks / os.sysconf("SC_CLK_TCK")
-
-
-def holder_data(kind: str, purpose: str, acquired: bool) -> bytes:
-    """What a contender's node says about it: shown by ``zkflock status``."""
-    # gethostname() and encoding the fixed fields cost tens of microseconds
-    # per acquire (the bench's hot path); they change only with the process
-    # (the pid is in the key, so a fork gets its own), so encode them once.
-    pid = os.getpid()
-    key = (pid, kind, purpose)
-    head = _HEADS.get(key)
-    if head is None:
-        fixed = {"host": socket.gethostname(), "pid": pid, "started": process_start(),
-                 "kind": KIND_NAMES.get(kind, kind), "purpose": purpose}
-        head = json.dumps(fixed, separators=(",", ":"))[:-1]
-        if len(_HEADS) < 256:
-            _HEADS[key] = head
-    now = time.time()
-    acquired_at = repr(now) if acquired else "null"
-    return f'{head},"queued_at":{now!r},"acquired_at":{acquired_at}}}'.encode()
 
 
 #: What one attempt gives once held: our node paths, the token, the epoch.
