@@ -8,20 +8,21 @@ most people spell flock's ``--nonblocking``). Python's ``getopt.getopt`` has
 the same rules (stops at the first non-option, unique prefixes), so the option
 table below is flock's own, plus ours, and a prefix that is ambiguous for
 flock (``--no``: ``--nonblocking`` or ``--no-fork``) is ambiguous here too.
+:func:`getopt` is ``getopt.getopt``'s algorithm without the module, whose
+``gettext`` import cost ``zkflock run`` a third of a bare interpreter start.
 
-The parser is a pure function of (argv, $SHELL), unit-tested without a server.
+The parser is a pure function of (argv, $SHELL), unit-tested without a server,
+and imports neither click nor anything heavy: the fast path parses with it.
 """
 
 from __future__ import annotations
 
-import getopt
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-import click
-
-from zkflock._cli.runner import DEFAULT_GRACE, EX_USAGE
+from zkflock._cli.fastexit import DEFAULT_GRACE, EX_USAGE
 
 SHORT_OPTIONS = "sexnoFuw:E:hVc:"
 LONG_OPTIONS = (
@@ -79,17 +80,6 @@ class InfoRequest:
     what: str  # "help" | "version"
 
 
-class RawArgsCommand(click.Command):
-    """Hands every argument to the command unparsed, for ``parse_run_args``:
-    click's parser cannot mimic flock's (it would take a ``--`` before LOCK,
-    and knows no option prefixes)."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        ctx.params["args"] = tuple(args)
-        ctx.args = []
-        return []
-
-
 def version_text(command: str) -> str:
     from importlib.metadata import version  # only when asked: it is slow to import
 
@@ -100,10 +90,7 @@ def parse_run_args(args: Sequence[str], env: Mapping[str, str]) -> RunArgs | Inf
     """Parse ``zkflock run``'s arguments; RunUsageError says what is wrong."""
     if not args:
         raise RunUsageError("not enough arguments")
-    try:
-        opts, rest = getopt.getopt(list(args), SHORT_OPTIONS, list(LONG_OPTIONS))
-    except getopt.GetoptError as err:
-        raise RunUsageError(_getopt_message(err)) from None
+    opts, rest = getopt(list(args))
     fields: dict[str, object] = {}
     shell_command: str | None = None
     for opt, value in opts:
@@ -167,23 +154,62 @@ def _lock_and_command(rest: list[str], shell_command: str | None,
     return lock, tuple(command)
 
 
-def _getopt_message(err: getopt.GetoptError) -> str:
-    """flock's (glibc getopt's) wording, from Python getopt's error."""
-    opt = err.opt
-    text = str(err)
-    if "not a unique prefix" in text:
-        matches = [f"'--{name.rstrip('=')}'" for name in LONG_OPTIONS
-                   if name.startswith(opt)]
-        return f"option '--{opt}' is ambiguous; possibilities: {' '.join(matches)}"
-    if "requires argument" in text:
-        if len(opt) == 1:
-            return f"option requires an argument -- '{opt}'"
-        return f"option '--{opt}' requires an argument"
-    if "must not have an argument" in text:
-        return f"option '--{opt}' doesn't allow an argument"
-    if len(opt) == 1:
-        return f"invalid option -- '{opt}'"
-    return f"unrecognized option '--{opt}'"
+def getopt(args: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """``getopt.getopt(args, SHORT_OPTIONS, LONG_OPTIONS)``: options up to the
+    first non-option (or ``--``), then the rest; RunUsageError in flock's words."""
+    opts: list[tuple[str, str]] = []
+    while args and args[0].startswith("-") and args[0] != "-":
+        if args[0] == "--":
+            return opts, args[1:]
+        if args[0].startswith("--"):
+            args = _long(opts, args[0][2:], args[1:])
+        else:
+            args = _shorts(opts, args[0][1:], args[1:])
+    return opts, args
+
+
+def _long(opts: list[tuple[str, str]], opt: str, args: list[str]) -> list[str]:
+    opt, eq, value = opt.partition("=")
+    has_arg, opt = _long_has_arg(opt)
+    if has_arg and not eq:
+        if not args:
+            raise RunUsageError(f"option '--{opt}' requires an argument")
+        value, args = args[0], args[1:]
+    elif eq and not has_arg:
+        raise RunUsageError(f"option '--{opt}' doesn't allow an argument")
+    opts.append(("--" + opt, value))
+    return args
+
+
+def _long_has_arg(opt: str) -> tuple[bool, str]:
+    found = [name for name in LONG_OPTIONS if name.startswith(opt)]
+    if not found:
+        raise RunUsageError(f"unrecognized option '--{opt}'")
+    if opt in found:
+        return False, opt
+    if opt + "=" in found:
+        return True, opt
+    if len(found) > 1:
+        matches = " ".join(f"'--{name.rstrip('=')}'" for name in found)
+        raise RunUsageError(f"option '--{opt}' is ambiguous; possibilities: {matches}")
+    return found[0].endswith("="), found[0].rstrip("=")
+
+
+def _shorts(opts: list[tuple[str, str]], letters: str, args: list[str]) -> list[str]:
+    while letters:
+        opt, letters = letters[0], letters[1:]
+        index = SHORT_OPTIONS.find(opt) if opt != ":" else -1
+        if index < 0:
+            raise RunUsageError(f"invalid option -- '{opt}'")
+        value = ""
+        if SHORT_OPTIONS.startswith(":", index + 1):
+            if not letters:
+                if not args:
+                    raise RunUsageError(f"option requires an argument -- '{opt}'")
+                letters, args = args[0], args[1:]
+            value, letters = letters, ""
+        opts.append(("-" + opt, value))
+    return args
 
 
 def _seconds(value: str, what: str) -> float:
@@ -214,3 +240,13 @@ def _positive_int(value: str, what: str) -> int:
     if number < 1:
         raise RunUsageError(f"invalid {what} value: '{value}' (expected a whole number, 1 or more)")
     return number
+
+
+def __getattr__(name: str) -> Any:
+    # RawArgsCommand needs click, which the fast path never imports: it lives
+    # with the click commands (_cli/locks.py) and is found here on first use.
+    if name == "RawArgsCommand":
+        from zkflock._cli.locks import RawArgsCommand
+
+        return RawArgsCommand
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from zkflock._cli.fastexit import PURPOSE_MAX
 from zkflock._cli.flockargs import (
     InfoRequest,
-    RawArgsCommand,
     RunArgs,
     RunUsageError,
     parse_run_args,
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from zkflock._locks.status import Holder
     from zkflock._session import Session
 
-_PURPOSE_MAX = 200
 
 RUN_HELP = """\
 Usage:
@@ -76,6 +75,18 @@ def _error(message: str) -> None:
 
 
 # -- run ----------------------------------------------------------------------------
+
+
+class RawArgsCommand(click.Command):
+    """Hands every argument to the command unparsed, for ``parse_run_args``:
+    click's parser cannot mimic flock's (it would take a ``--`` before LOCK,
+    and knows no option prefixes)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.params["args"] = tuple(args)
+        ctx.args = []
+        return []
+
 
 
 @click.command(cls=RawArgsCommand, add_help_option=False,
@@ -131,7 +142,7 @@ def _verbose(args: RunArgs, message: str, *, err: bool = False) -> None:
 def _locked_run(session: Session, args: RunArgs) -> int:
     conflict_code = args.conflict_exit_code
     try:
-        lock = _make_lock(session, args, shlex.join(args.argv)[:_PURPOSE_MAX])
+        lock = _make_lock(session, args, shlex.join(args.argv)[:PURPOSE_MAX])
         started = time.monotonic()
         with signals_interrupt():
             acquired = lock.acquire(timeout=args.wait)

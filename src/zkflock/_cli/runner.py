@@ -35,6 +35,14 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from zkflock._cli.fastexit import DEFAULT_GRACE as DEFAULT_GRACE
+from zkflock._cli.fastexit import EX_DATAERR as EX_DATAERR
+from zkflock._cli.fastexit import EX_LOCK_LOST as EX_LOCK_LOST
+from zkflock._cli.fastexit import EX_NOPERM as EX_NOPERM
+from zkflock._cli.fastexit import EX_OSERR as EX_OSERR
+from zkflock._cli.fastexit import EX_UNAVAILABLE as EX_UNAVAILABLE
+from zkflock._cli.fastexit import EX_USAGE as EX_USAGE
+from zkflock._cli.fastexit import child_exit_code as child_exit_code
 from zkflock._errors import (
     AuthFailedError,
     ConfigError,
@@ -54,16 +62,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("zkflock")
 
-EX_USAGE = 64
-EX_DATAERR = 65
-EX_UNAVAILABLE = 69
-EX_OSERR = 71
-EX_LOCK_LOST = 75  # EX_TEMPFAIL: the work may be retried once the lock is taken again
-EX_NOPERM = 77
-
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 POLL_INTERVAL = 0.2
-DEFAULT_GRACE = 5.0
 
 
 class ExecFailedError(ZkflockError):
@@ -82,13 +82,6 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signum: int) -> None:
         super().__init__(f"signal {signum}")
         self.signum = signum
-
-
-def child_exit_code(returncode: int) -> int:
-    """Our exit code for a child's ``Popen.returncode``: its status, or 128+signal."""
-    if returncode < 0:
-        return 128 + (-returncode)
-    return returncode
 
 
 def error_exit_code(err: BaseException, conflict_code: int = 1) -> int:
