@@ -26,6 +26,12 @@ HEAVY = ("asyncio", "rich", "matplotlib", "prometheus_client", "zkflock._bench",
          "zkflock._harness", "zkflock._server", "zkflock._locks.aio", "_ssl")
 # run and status need no fenced files either.
 LOCKS_ONLY = (*HEAVY, "zkflock._files")
+# run's fast path (_cli/fast.py) needs neither click nor kazoo, nor threads,
+# ssl, logging or subprocess: one socket of its own (_zk/lite.py). (json:
+# the probe itself imports it.)
+FAST_RUN = (*LOCKS_ONLY, "click", "kazoo", "ssl", "threading", "logging",
+            "subprocess", "socket", "signal", "typing", "shlex", "getopt", "pathlib",
+            "zkflock._zk.client", "zkflock._session", "zkflock.cli")
 
 _PROBE = """
 import json, runpy, sys
@@ -61,6 +67,18 @@ def heavy(modules: list[str], forbidden: tuple[str, ...]) -> list[str]:
 @pytest.mark.parametrize("args", [
     ("run", "L", "--", "true"),
     ("run", "-n", "-c", "exit 0", "L"),
+    ("--json", "run", "-s", "L", "true"),
+], ids=" ".join)
+def test_run_fast_path_imports_nothing_heavy(zk_hosts: str, tmp_path: Path,
+                                             args: tuple[str, ...]) -> None:
+    code, modules = imported_by(tmp_path, zk_hosts, *args)
+    assert code == 0
+    assert heavy(modules, FAST_RUN) == []
+    assert "zkflock._zk.lite" in modules  # it did reach ZooKeeper, its own way
+
+
+@pytest.mark.parametrize("args", [
+    ("-v", "run", "L", "--", "true"),  # what the fast path leaves to the full one
     ("--json", "status"),
 ], ids=" ".join)
 def test_lock_commands_import_nothing_heavy(zk_hosts: str, tmp_path: Path,
@@ -85,10 +103,11 @@ def test_checker_fires_on_an_eager_command_table(zk_hosts: str, tmp_path: Path) 
     eager = ("zkflock._cli.bench", "zkflock._cli.demo", "zkflock._cli.server")
     code, modules = imported_by(tmp_path, zk_hosts, "run", "L", "--", "true", preload=eager)
     assert code == 0
-    found = heavy(modules, LOCKS_ONLY)
+    found = heavy(modules, FAST_RUN)
     assert "zkflock._bench.scenarios" in found
     assert "zkflock._server.local" in found
     assert "rich.console" in found
+    assert "click" in found  # and the fast path's own list sees click come back
 
 
 def test_startup_benchmark_measures_every_contender(zk_hosts: str) -> None:

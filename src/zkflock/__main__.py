@@ -1,3 +1,3 @@
-from zkflock.cli import entry
+from zkflock._cli.fast import entry
 
 entry()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import unicodedata
 from collections.abc import Sequence
-from pathlib import PurePosixPath
 
 from zkflock._errors import InvalidNameError
 
@@ -74,6 +73,8 @@ def normalize_name(name: str, root: str | None = None) -> str:
 def _relative_to_root(original: str, name: str, root: str | None) -> str:
     if root is None:
         raise InvalidNameError(original, "absolute paths are not names; name it relative to --root")
+    from pathlib import PurePosixPath  # only here: it costs a command start ~4 ms of imports
+
     root_path = PurePosixPath(os.path.normpath(root))
     path = PurePosixPath(os.path.normpath(name))
     try:

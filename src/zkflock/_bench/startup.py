@@ -8,6 +8,7 @@ ratios, same run::
     bare      python -c pass              the floor of any Python command
     kazoo     python -c 'import kazoo.client'   what kazoo's import alone costs
     zkflock   zkflock run L -- true       connect, lock, run true, release, close
+    full      the same on the full path   (ZKFLOCK_FAST=0: click, kazoo, threads)
     flock     flock FILE true             the local tool it stands in for
 
 Every Python contender runs with its bytecode cached, as in an installed
@@ -51,6 +52,9 @@ def contenders(hosts: str, folder: str) -> dict[str, list[str]]:
         "bare": [sys.executable, "-c", "pass"],
         "kazoo": [sys.executable, "-c", "import kazoo.client"],
         "zkflock": [*_zkflock_argv(), "--hosts", hosts, "run", "bench/startup", "--", "true"],
+        # env(1) adds one exec (about a millisecond) to the full path's figure.
+        "full": ["env", "ZKFLOCK_FAST=0", *_zkflock_argv(), "--hosts", hosts, "run",
+                 "bench/startup", "--", "true"],
     }
     if shutil.which("flock"):
         found["flock"] = ["flock", lock_file, "true"]
@@ -101,6 +105,8 @@ def summarize(raw: dict[str, Any]) -> dict[str, Any]:
     ratios = {"zkflock run/bare python": med["zkflock"] / med["bare"],
               "kazoo import/bare python": med["kazoo"] / med["bare"],
               "cpu zkflock run/bare python": cpu["zkflock"] / max(cpu["bare"], 1e-3)}
+    if "full" in med:
+        ratios["full path run/bare python"] = med["full"] / med["bare"]
     if "flock" in med:
         ratios["zkflock run/flock"] = med["zkflock"] / med["flock"]
     return {

@@ -20,9 +20,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from zkflock._cli.fastexit import DEFAULT_GRACE, EX_USAGE
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 SHORT_OPTIONS = "sexnoFuw:E:hVc:"
 LONG_OPTIONS = (

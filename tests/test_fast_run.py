@@ -1,0 +1,228 @@
+"""``zkflock run``'s fast path (``_cli/fast.py``, ``_zk/lite.py``) against the
+full one, real ZooKeeper: the same bytes on the wire, the same queue (a fast
+and a full ``run`` exclude each other, in FIFO order), and a lost session on
+the fast path stops the command before anyone else runs unlocked.
+
+The other ``run`` tests (``test_cli_run.py``, ``test_cli_flock.py``) start
+``python -m zkflock``, which is the fast path whenever it serves the
+arguments: they run on it too. ``ZKFLOCK_FAST=0`` forces the full path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from kazoo.protocol.serialization import Connect, Create2, Delete, GetChildren, GetData, SetData
+
+import zkflock
+from zkflock._cli.fast import recognise
+from zkflock._cli.fastexit import EX_LOCK_LOST
+from zkflock._cli.fastrun import shell_join
+from zkflock._locks import holder
+from zkflock._zk import jute
+from zkflock._zk.lite import parse_hosts
+
+WAIT = 30.0
+FAST = {"ZKFLOCK_FAST": "1"}
+FULL = {"ZKFLOCK_FAST": "0"}
+
+
+# -- pure parts -------------------------------------------------------------------------
+
+
+def test_wire_format_is_kazoos() -> None:
+    acl = [(31, "world", "anyone")]
+    assert jute.connect_request(5, 10000, 7, b"p" * 16)[4:] == Connect(
+        0, 5, 10000, 7, b"p" * 16, False).serialize()
+    from kazoo.security import OPEN_ACL_UNSAFE
+
+    assert jute.create_body("/a/x-", b"d", 3, acl) == Create2(
+        "/a/x-", b"d", OPEN_ACL_UNSAFE, 3).serialize()
+    assert jute.path_watch_body("/a", False) == GetChildren("/a", None).serialize()
+    assert jute.path_watch_body("/a", True) == GetData("/a", lambda e: None).serialize()
+    assert jute.delete_body("/a") == Delete("/a", -1).serialize()
+    assert jute.set_data_body("/a", b"v") == SetData("/a", b"v", -1).serialize()
+
+
+def test_holder_data_is_json_dumps() -> None:
+    import socket
+
+    purpose = "sh -c 'é\"\\ \x01 [\u2028'"
+    fixed = {"host": socket.gethostname(), "pid": 12, "started": holder.process_start(),
+             "kind": "exclusive", "purpose": purpose}
+    assert holder._head(12, "x", purpose) == json.dumps(fixed, separators=(",", ":"))[:-1]
+    assert json.loads(holder.holder_data("r", purpose, True))["purpose"] == purpose
+
+
+@pytest.mark.parametrize("argv", [["a"], [""], ["it's"], ["a b", "$x", "é", "-n", "x=1,y"]])
+def test_shell_join_is_shlex_join(argv: list[str]) -> None:
+    assert shell_join(argv) == shlex.join(argv)
+
+
+def test_hosts_strings_as_kazoo_reads_them() -> None:
+    assert parse_hosts("a:1,b:2/t/x") == ([("a", 1), ("b", 2)], "/t/x")
+    assert parse_hosts("a") == ([("a", 2181)], "")
+    assert parse_hosts("[::1]:3/") == ([("::1", 3)], "")
+
+
+@pytest.mark.parametrize(("argv", "served"), [
+    (["run", "L", "true"], True),
+    (["--hosts", "h:1", "--root=/r", "--json", "run", "-n", "L", "true"], True),
+    (["-v", "run", "L", "true"], False),
+    (["--help"], False), (["--version"], False), (["status"], False),
+    (["--auth-file", "f", "run", "L", "true"], False),
+    (["--tls-ca", "c", "run", "L", "true"], False),
+    (["--hosts", "--root", "run", "L", "true"], False),
+    (["--hosts"], False), (["--verbose", "run", "L", "true"], False),
+])
+def test_which_commands_the_fast_path_serves(argv: list[str], served: bool) -> None:
+    assert (recognise(argv, {}) is not None) is served
+    # Credentials or TLS in the environment: the full path, whatever argv says.
+    assert recognise(argv, {"ZKFLOCK_AUTH_FILE": "f"}) is None
+    assert recognise(argv, {"ZKFLOCK_TLS_CA": "ca"}) is None
+    assert recognise(argv, {"ZKFLOCK_FAST": "0"}) is None
+
+
+# -- against ZooKeeper ------------------------------------------------------------------
+
+_HOLD = 'echo "start $0" >> log; while [ ! -f "go-$0" ]; do sleep 0.05; done; echo "end $0" >> log'
+
+
+def start(hosts: str, tmp_path: Path, tag: str, env: dict[str, str],
+          lock: str = "L") -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "zkflock", "--hosts", hosts, "run", lock, "sh", "-c", _HOLD, tag],
+        cwd=tmp_path, env={**os.environ, **env}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(predicate: object, what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not predicate():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def log_of(tmp_path: Path) -> list[str]:
+    path = tmp_path / "log"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def exclusive_order(lines: list[str]) -> list[str]:
+    """The holders in the order they ran; AssertionError if two overlapped."""
+    order, inside = [], None
+    for line in lines:
+        what, tag = line.split()
+        if what == "start":
+            assert inside is None, f"{tag} started while {inside} held the lock: {lines}"
+            inside = tag
+            order.append(tag)
+        else:
+            assert inside == tag, lines
+            inside = None
+    return order
+
+
+def threads(pid: int) -> int:
+    """Threads of the process ``pid``: 1 on the fast path, kazoo's on the full."""
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+@pytest.mark.parametrize("kinds", [("fast", "full", "fast"), ("full", "fast", "full")],
+                         ids="-".join)
+def test_fast_and_full_paths_exclude_each_other_in_fifo_order(
+        zk_hosts: str, tmp_path: Path, kinds: tuple[str, str, str]) -> None:
+    procs = []
+    with zkflock.connect(zk_hosts) as zk:
+        for n, kind in enumerate(kinds):
+            procs.append(start(zk_hosts, tmp_path, f"{kind}{n}", FAST if kind == "fast" else FULL))
+            wait_for(lambda n=n: len(zk.holders("L")) == n + 1, f"contender {n} to queue")
+        try:
+            assert threads(procs[0].pid) == (1 if kinds[0] == "fast" else threads(procs[0].pid))
+            for n, kind in enumerate(kinds):
+                tag = f"{kind}{n}"
+                wait_for(lambda tag=tag: f"start {tag}" in log_of(tmp_path), f"{tag} to run")
+                time.sleep(0.3)  # the others had time to cut in, if they could
+                assert exclusive_order(log_of(tmp_path))[-1] == tag
+                if kind == "fast":
+                    assert threads(procs[n].pid) == 1
+                else:
+                    assert threads(procs[n].pid) > 1
+                (tmp_path / f"go-{tag}").touch()
+                assert procs[n].wait(timeout=WAIT) == 0
+        finally:
+            for proc in procs:
+                proc.kill()
+                proc.communicate()
+    assert exclusive_order(log_of(tmp_path)) == [f"{k}{n}" for n, k in enumerate(kinds)]
+
+
+def test_the_order_check_catches_an_overlap(zk_hosts: str, tmp_path: Path) -> None:
+    # The broken variant: two names, so nothing excludes the two commands.
+    procs = [start(zk_hosts, tmp_path, "fast0", FAST, lock="L"),
+             start(zk_hosts, tmp_path, "full1", FULL, lock="M")]
+    try:
+        wait_for(lambda: len(log_of(tmp_path)) == 2, "both to run")
+        for tag in ("fast0", "full1"):
+            (tmp_path / f"go-{tag}").touch()
+        for proc in procs:
+            assert proc.wait(timeout=WAIT) == 0
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.communicate()
+    with pytest.raises(AssertionError, match="started while"):
+        exclusive_order(log_of(tmp_path))
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_fast_path_session_loss_stops_the_command(zk_hosts: str, tmp_path: Path) -> None:
+    # SIGSTOP the fast `zkflock run` past its 1 s session timeout: ZooKeeper
+    # expires the session and hands the lock on (here to a kazoo session).
+    # Resumed, it must see the loss, stop the command's whole group (SIGTERM),
+    # exit 75, and nothing of the command may write after that.
+    ours = ('trap "echo TERM >> term; exit 0" TERM; touch ready; '
+            'while :; do echo still >> log; sleep 0.05; done')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "zkflock", "--hosts", zk_hosts, "run", "--grace", "5", "L",
+         "sh", "-c", ours], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env={**os.environ, **FAST, "ZKFLOCK_SESSION_TIMEOUT": "1"})
+    try:
+        wait_for(lambda: (tmp_path / "ready").exists(), "the command to start")
+        assert threads(proc.pid) == 1  # the fast path: no kazoo threads
+        with zkflock.connect(zk_hosts) as zk:
+            os.kill(proc.pid, signal.SIGSTOP)
+            try:
+                lock = zk.lock("L")
+                assert lock.acquire(timeout=WAIT)  # handed on while run is frozen
+            finally:
+                os.kill(proc.pid, signal.SIGCONT)
+            assert proc.wait(timeout=WAIT) == EX_LOCK_LOST
+            assert not _group_alive(proc.pid)  # the command and its children are gone
+            written = len(log_of(tmp_path))
+            time.sleep(0.5)
+            assert len(log_of(tmp_path)) == written  # nothing of it runs any more
+            lock.release()
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.kill()
+    stderr = proc.communicate()[1]
+    assert (tmp_path / "term").read_text().strip() == "TERM"
+    assert "lock 'L' was lost while the command ran; so it was stopped with SIGTERM" in stderr
