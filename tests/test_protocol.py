@@ -6,17 +6,25 @@ No server: ``_protocol`` is a pure function of a children listing.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Iterable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import _protocol_reference as reference
 from zkflock import ConfigError
 from zkflock._locks.protocol import (
     EXCLUSIVE,
     READ,
     SEMAPHORE,
     Contender,
+    Decision,
     NotQueuedError,
     decide,
+    decide_exclusive,
+    decide_read,
+    decide_semaphore,
     node_prefix,
     parse_node,
     queue,
@@ -60,6 +68,7 @@ def test_parse_node_reads_kind_guid_and_sequence() -> None:
         "s0-0123456789abcdef0123456789abcdef-0000000001",  # zero leases
         "w-0123456789abcdef0123456789abcdef-0000000001",  # unknown kind
         "x-0123456789abcdef0123456789abcdef-0000000001-extra",
+        "x-0123456789abcdef0123456789abcdef-0000000001\n",  # `$` let this one in
         "",
     ],
 )
@@ -213,3 +222,68 @@ def test_semaphore_and_lock_on_one_name_is_a_config_error() -> None:
         decide([s0, x1], x1)
     with pytest.raises(ConfigError):
         decide([x1, s2], s2)
+
+
+# -- the fast decision equals the old one (tests/_protocol_reference.py) --------
+
+_GUIDS = st.sampled_from(["0" * 32, "0123456789abcdef" * 2, "f" * 32])
+_KINDS = st.sampled_from(["x", "r", "s1", "s2", "s3"])
+# Mostly ZooKeeper's 10 digits; sometimes more (still ours), or fewer (not ours).
+_SEQS = st.one_of(
+    st.integers(0, 40).map(lambda n: f"{n:010d}"),
+    st.integers(0, 40).map(lambda n: f"{n:011d}"),
+    st.integers(10**10, 10**10 + 3).map(str),
+    st.integers(0, 40).map(str),
+)
+_OURS = st.builds(lambda k, g, s: f"{k}-{g}-{s}", _KINDS, _GUIDS, _SEQS)
+# Names that are not ours, several ending in 10 digits like ours do.
+_FOREIGN = st.one_of(
+    st.builds(lambda s: f"lock-{s}", _SEQS),
+    st.builds(lambda g, s: f"x-{g.upper()}-{s}", _GUIDS, _SEQS),
+    st.builds(lambda g, s: f"w-{g}-{s}", _GUIDS, _SEQS),
+    st.builds(lambda g, s: f"s0-{g}-{s}", _GUIDS, _SEQS),
+    st.builds(lambda g, s: f"x-{g}-{s}\n", _GUIDS, _SEQS),
+    st.text(alphabet="xrs-0123456789abcdef", max_size=12),
+)
+
+
+def _outcome(decider: Callable[..., Decision], listing: Iterable[str], me: str,
+             own: list[str]) -> object:
+    try:
+        return decider(listing, me, own)
+    except (ConfigError, NotQueuedError) as exc:
+        return (type(exc), str(exc))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    listing=st.lists(st.one_of(_OURS, _OURS, _FOREIGN), max_size=14),
+    pick=st.integers(0, 20),
+    stranger=_OURS,
+    own_picks=st.lists(st.integers(0, 20), max_size=3),
+)
+def test_fast_decision_equals_the_reference_model(
+    listing: list[str], pick: int, stranger: str, own_picks: list[int]
+) -> None:
+    me = listing[pick % len(listing)] if listing and pick < 18 else stranger
+    own = [listing[i % len(listing)] for i in own_picks] if listing else []
+    pairs = (
+        (decide, reference.decide),
+        (decide_exclusive, reference.decide_exclusive),
+        (decide_read, reference.decide_read),
+        (decide_semaphore, reference.decide_semaphore),
+    )
+    for fast, old in pairs:
+        assert _outcome(fast, listing, me, own) == _outcome(old, listing, me, own)
+    # A generator, not a list, takes the general path.
+    assert _outcome(decide, iter(listing), me, own) == _outcome(
+        reference.decide, iter(listing), me, own
+    )
+
+
+def test_fast_decision_orders_a_full_listing_by_sequence() -> None:
+    nodes = [node("x", seq) for seq in range(100)]
+    listing = nodes[::-1]
+    for i in (1, 50, 99):
+        assert decide(listing, nodes[i]) == reference.decide(listing, nodes[i])
+        assert decide(listing, nodes[i]).watch == (nodes[i - 1],)
