@@ -79,6 +79,28 @@ class OneSelectHandler(SequentialThreadingHandler):  # type: ignore[misc]
         except ValueError:  # a descriptor past FD_SETSIZE (or a closed one)
             return super().select(*args, **kwargs)
 
+    def dispatch_callback(self, callback: Any) -> None:
+        """A lock waiter's watch (:class:`_Wakeup`) runs at once on the
+        connection thread, the rest on kazoo's callback thread: a handoff no
+        longer waits for that thread to be scheduled (or freed) first."""
+        if isinstance(callback.func, _Wakeup):
+            callback.func(*callback.args)
+        else:
+            super().dispatch_callback(callback)
+
+
+class _Wakeup:
+    """A watch that only records the event and wakes a waiter: never blocks."""
+
+    def __init__(self, on_event: Callable[[bool], None]) -> None:
+        self._on_event = on_event
+
+    def __call__(self, event: WatchedEvent) -> None:
+        try:
+            self._on_event(event.type == EventType.DELETED)
+        except Exception:  # never into kazoo's connection loop
+            log.exception("a lock waiter's wake-up failed")
+
 
 class ZkClient(QueueOps, FileOps):
     """A started kazoo client behind typed methods."""
@@ -240,17 +262,16 @@ class ZkClient(QueueOps, FileOps):
 
     def watch(self, paths: Sequence[str], on_event: Callable[[bool], None]) -> bool:
         """Set data watches on ``paths`` (getData, pipelined). ``on_event(deleted)``
-        runs on kazoo's callback thread. Returns False when one is already
-        gone (the caller must look again rather than wait).
+        runs on kazoo's connection thread, so it must only record and wake
+        (set an Event), never block or call ZooKeeper. Returns False when one
+        is already gone (the caller must look again rather than wait).
 
         getData, not exists: an exists watch on a node that is already gone
         stays on the server for the session's life, waiting for a creation
         that a sequential name never sees again (Curator's getData comment).
         getData on a missing node fails and leaves no watch."""
 
-        def fire(event: WatchedEvent) -> None:
-            on_event(event.type == EventType.DELETED)
-
+        fire = _Wakeup(on_event)
         pending = [self._client.get_async(p, watch=fire) for p in paths]
         all_there = True
         for path, result in zip(paths, pending, strict=True):
