@@ -17,16 +17,19 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from kazoo.protocol.serialization import Connect, Create2, Delete, GetChildren, GetData, SetData
 
 import zkflock
+from _proxy import ZkProxy
 from zkflock._cli.fast import recognise
 from zkflock._cli.fastexit import EX_LOCK_LOST
 from zkflock._cli.fastrun import shell_join
 from zkflock._locks import holder
+from zkflock._server.local import LocalZooKeeper
 from zkflock._zk import jute
 from zkflock._zk.lite import parse_hosts
 
@@ -226,3 +229,96 @@ def test_fast_path_session_loss_stops_the_command(zk_hosts: str, tmp_path: Path)
     stderr = proc.communicate()[1]
     assert (tmp_path / "term").read_text().strip() == "TERM"
     assert "lock 'L' was lost while the command ran; so it was stopped with SIGTERM" in stderr
+
+
+# -- through a proxy: connection loss, lost replies -------------------------------------
+
+_WAIT_GO = 'touch ready; i=0; while [ ! -f go ]; do i=$((i+1)); [ $i -gt 600 ] && exit 1; ' \
+           'sleep 0.05; done; exit 7'
+
+
+@pytest.fixture
+def proxy(zk_server: LocalZooKeeper, zk_hosts: str) -> Iterator[tuple[ZkProxy, str]]:
+    """A proxy to the server, and the test's hosts string (with chroot) through it."""
+    host, port = zk_server.hosts.split(",")[0].rsplit(":", 1)
+    chroot = zk_hosts[len(zk_server.hosts):]
+    zk_proxy = ZkProxy(host, int(port))
+    yield zk_proxy, zk_proxy.hosts + chroot
+    zk_proxy.close()
+
+
+def fast_through(hosts: str, tmp_path: Path, timeout: str,
+                 script: str = _WAIT_GO) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "zkflock", "--hosts", hosts, "run", "--grace", "1", "L",
+         "sh", "-c", script], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env={**os.environ, **FAST, "ZKFLOCK_SESSION_TIMEOUT": timeout})
+
+
+def holding_pids(zk: zkflock.Session) -> list[int | None]:
+    return [h.pid for h in zk.holders("L")]
+
+
+def test_fast_path_reconnects_with_its_session(zk_hosts: str, tmp_path: Path,
+                                               proxy: tuple[ZkProxy, str]) -> None:
+    # A connection cut shorter than the session timeout: the fast path
+    # reconnects with the session id and password, keeps the lock (the same
+    # node), and the command's own status comes back.
+    zk_proxy, hosts = proxy
+    proc = fast_through(hosts, tmp_path, "4")
+    try:
+        wait_for(lambda: (tmp_path / "ready").exists(), "the command to start")
+        with zkflock.connect(zk_hosts) as zk:
+            before = zk.holders("L")
+            zk_proxy.cut()
+            time.sleep(0.5)
+            zk_proxy.heal()
+            wait_for(lambda: zk_proxy.accepted >= 2, "the fast path to reconnect")
+            time.sleep(0.3)
+            assert zk.holders("L") == before  # the same node, the same session
+        (tmp_path / "go").touch()
+        assert proc.wait(timeout=WAIT) == 7
+    finally:
+        proc.kill()
+        proc.communicate()
+
+
+def test_fast_path_adopts_its_node_after_a_lost_create_reply(
+        zk_hosts: str, tmp_path: Path, proxy: tuple[ZkProxy, str]) -> None:
+    # The create is done on the server, its reply is lost with the connection:
+    # the fast path finds its node again by its guid rather than queue a second
+    # one behind it (which would wait for its own first node for ever).
+    zk_proxy, hosts = proxy
+    with zkflock.connect(zk_hosts) as zk:  # the queue exists: the create is not refused
+        zk.zk.ensure_persistent(zk.lock_path("L")[1])
+    zk_proxy.drop_next_reply(frozenset({jute.CREATE2}))
+    proc = fast_through(hosts, tmp_path, "4")
+    try:
+        wait_for(lambda: (tmp_path / "ready").exists(), "the command to start")
+        assert zk_proxy.dropped.is_set()
+        with zkflock.connect(zk_hosts) as zk:
+            assert [h.state for h in zk.holders("L")] == ["holding"]  # one node, no stray
+            assert holding_pids(zk) == [proc.pid]
+        (tmp_path / "go").touch()
+        assert proc.wait(timeout=WAIT) == 7
+    finally:
+        proc.kill()
+        proc.communicate()
+
+
+def test_fast_path_unreachable_past_the_session_timeout_stops_the_command(
+        zk_hosts: str, tmp_path: Path, proxy: tuple[ZkProxy, str]) -> None:
+    zk_proxy, hosts = proxy
+    script = 'trap "echo TERM > term; exit 0" TERM; touch ready; while :; do sleep 0.05; done'
+    proc = fast_through(hosts, tmp_path, "1", script)
+    try:
+        wait_for(lambda: (tmp_path / "ready").exists(), "the command to start")
+        zk_proxy.cut()  # and never healed: no server within the session timeout
+        assert proc.wait(timeout=WAIT) == EX_LOCK_LOST
+        assert not _group_alive(proc.pid)
+    finally:
+        proc.kill()
+    stderr = proc.communicate()[1]
+    assert (tmp_path / "term").read_text().strip() == "TERM"
+    assert "ZooKeeper was unreachable for longer than the session timeout" in stderr
+    assert "was lost while the command ran; so it was stopped with SIGTERM" in stderr
