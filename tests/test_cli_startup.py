@@ -31,6 +31,7 @@ LOCKS_ONLY = (*HEAVY, "zkflock._files")
 # the probe itself imports it.)
 FAST_RUN = (*LOCKS_ONLY, "click", "kazoo", "ssl", "threading", "logging",
             "subprocess", "socket", "signal", "typing", "shlex", "getopt", "pathlib",
+            "ast", "dis", "tokenize",  # inspect's: deferred (dataclasses never calls it)
             "zkflock._zk.client", "zkflock._session", "zkflock.cli")
 
 _PROBE = """

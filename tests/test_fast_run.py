@@ -81,16 +81,16 @@ def test_hosts_strings_as_kazoo_reads_them() -> None:
     (["--hosts", "h:1", "--root=/r", "--json", "run", "-n", "L", "true"], True),
     (["-v", "run", "L", "true"], False),
     (["--help"], False), (["--version"], False), (["status"], False),
-    (["--auth-file", "f", "run", "L", "true"], False),
+    (["--auth-file", "f", "run", "L", "true"], True),  # digest: served (fastauth.py)
     (["--tls-ca", "c", "run", "L", "true"], False),
     (["--hosts", "--root", "run", "L", "true"], False),
     (["--hosts"], False), (["--verbose", "run", "L", "true"], False),
 ])
 def test_which_commands_the_fast_path_serves(argv: list[str], served: bool) -> None:
     assert (recognise(argv, {}) is not None) is served
-    # Credentials or TLS in the environment: the full path, whatever argv says.
-    assert recognise(argv, {"ZKFLOCK_AUTH_FILE": "f"}) is None
+    # TLS in the environment: the full path, whatever argv says.
     assert recognise(argv, {"ZKFLOCK_TLS_CA": "ca"}) is None
+    assert recognise(argv, {"ZKFLOCK_TLS_CERT": "c"}) is None
     assert recognise(argv, {"ZKFLOCK_FAST": "0"}) is None
 
 
@@ -322,3 +322,54 @@ def test_fast_path_unreachable_past_the_session_timeout_stops_the_command(
     assert (tmp_path / "term").read_text().strip() == "TERM"
     assert "ZooKeeper was unreachable for longer than the session timeout" in stderr
     assert "was lost while the command ran; so it was stopped with SIGTERM" in stderr
+
+
+# -- digest credentials -----------------------------------------------------------------
+
+
+def _node_acls(hosts: str, auth: str) -> list[set[tuple[str, str, int]]]:
+    """The ACL of every node in lock L's queue (and of the queue itself, first)."""
+    from kazoo.client import KazooClient
+
+    client = KazooClient(hosts=hosts, timeout=10.0, auth_data=[("digest", auth)])
+    client.start(timeout=10.0)
+    try:
+        parent = "/zkflock/locks/L"
+        paths = [parent] + [f"{parent}/{c}" for c in client.get_children(parent)]
+        return [{(a.id.scheme, a.id.id, a.perms) for a in client.get_acls(p)[0]} for p in paths]
+    finally:
+        client.stop()
+        client.close()
+
+
+@pytest.mark.parametrize("path_env", [FAST, FULL], ids=["fast", "full"])
+def test_credentials_give_the_full_paths_acl(zk_hosts: str, tmp_path: Path,
+                                              path_env: dict[str, str]) -> None:
+    secret = tmp_path / "auth"
+    secret.write_text("alice:alice-pw\n")
+    secret.chmod(0o600)
+    env = {**path_env, "ZKFLOCK_AUTH_FILE": ""}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "zkflock", "--hosts", zk_hosts, "--auth-file", str(secret),
+         "run", "L", "sh", "-c", _WAIT_GO], cwd=tmp_path, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env={**os.environ, **env})
+    try:
+        wait_for(lambda: (tmp_path / "ready").exists(), "the command to start")
+        assert (threads(proc.pid) == 1) is (path_env is FAST)
+        alice = zkflock.AclPolicy.digest_id("alice", "alice-pw")
+        expected = {("digest", alice, 31), ("world", "anyone", 1)}  # AclPolicy()'s default
+        assert _node_acls(zk_hosts, "alice:alice-pw") == [expected, expected]
+        (tmp_path / "go").touch()
+        assert proc.wait(timeout=WAIT) == 7
+    finally:
+        proc.kill()
+        proc.communicate()
+    # A wrong password is told apart by the namespace's ACL: 77 and nothing runs.
+    secret.write_text("alice:wrong\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "zkflock", "--hosts", zk_hosts, "--auth-file", str(secret),
+         "run", "L", "touch", "ran"], cwd=tmp_path, capture_output=True, text=True,
+        env={**os.environ, **env}, timeout=WAIT)
+    assert done.returncode == 77, done.stderr
+    assert "another password" in done.stderr
+    assert not (tmp_path / "ran").exists()

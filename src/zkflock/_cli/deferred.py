@@ -10,20 +10,24 @@ which then replaces the stand-in everywhere it was bound.
 importlib's LazyLoader cannot do this here: the next ``import ssl`` (kazoo's
 own) reads the module's ``__spec__``, which makes it load at once.
 
-Installed only by the command's entry point, never by ``import zkflock``.
+Installed only by the command's entry point, never by ``import zkflock``;
+the fast path of ``zkflock run`` defers ``inspect`` this way too (``_cli/fast.py``).
 """
 
 from __future__ import annotations
 
+import _thread
 import importlib
 import sys
-import threading
 import types
-from typing import Any
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs a start ~3 ms
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFERRED = ("ssl",)
 
-_loading = threading.Lock()
+_loading = _thread.allocate_lock()  # threading.Lock itself, without importing threading
 
 
 class _Deferred(types.ModuleType):

@@ -7,9 +7,10 @@ per file in a loop pays an interpreter start and a few round trips, not the
 imports of the whole command. Anything else takes the full path
 (``zkflock.cli``), unchanged, and so does ``run`` with anything the fast path
 does not serve: any other global option (``-v``, ``--help``, ``--version``,
-``--auth-file``, ``--tls-*``), credentials or TLS from the environment
-(``ZKFLOCK_AUTH``, ``ZKFLOCK_AUTH_FILE``, ``ZKFLOCK_TLS_*``), run's
-``--verbose``, ``-h``/``-V``, and any usage error (the full path words it).
+``--tls-*``), TLS from the environment (``ZKFLOCK_TLS_*``), run's ``--verbose``,
+``-h``/``-V``, and any usage error (the full path words it). Digest credentials
+(``--auth-file``, ``ZKFLOCK_AUTH``, ``ZKFLOCK_AUTH_FILE``) it serves itself
+(``_cli/fastauth.py``).
 """
 
 from __future__ import annotations
@@ -22,12 +23,11 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
 #: Global options the fast path serves, each with one value.
-VALUE_OPTIONS = ("--hosts", "--root")
+VALUE_OPTIONS = ("--hosts", "--root", "--auth-file")
 #: ... and the one flag (it changes nothing for ``run``).
 FLAG_OPTIONS = ("--json",)
-#: Set and non-empty, these mean credentials or TLS: the full path's.
-FALLBACK_VARS = ("ZKFLOCK_AUTH", "ZKFLOCK_AUTH_FILE", "ZKFLOCK_TLS_CA", "ZKFLOCK_TLS_CERT",
-                 "ZKFLOCK_TLS_KEY")
+#: Set and non-empty, these mean TLS: the full path's.
+FALLBACK_VARS = ("ZKFLOCK_TLS_CA", "ZKFLOCK_TLS_CERT", "ZKFLOCK_TLS_KEY")
 #: ``ZKFLOCK_FAST=0`` turns the fast path off (the tests compare both paths).
 SWITCH_VAR = "ZKFLOCK_FAST"
 
@@ -64,6 +64,15 @@ def try_fast(argv: Sequence[str]) -> int | None:
     if found is None:
         return None
     values, run_args = found
+    if values.get("auth-file"):
+        # As the click option does: every session of the command reads it there.
+        os.environ["ZKFLOCK_AUTH_FILE"] = values["auth-file"]
+    from zkflock._cli.deferred import defer
+
+    # dataclasses imports inspect (ast, dis, tokenize: about half a bare
+    # interpreter start) for one call, made only for a dataclass without a
+    # docstring; ours all have one, so it is loaded only if ever used.
+    defer(("inspect",))
     from zkflock._cli.flockargs import RunArgs, RunUsageError, parse_run_args
 
     try:

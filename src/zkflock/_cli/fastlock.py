@@ -98,7 +98,7 @@ def _enqueue(session: LiteSession, parent: str, prefix: str, guid: str, data: by
 def _send(session: LiteSession, parent: str, prefix: str, data: bytes) -> Queued:
     """Create our node and list the queue, pipelined: one round trip."""
     created = session.send(jute.CREATE2, jute.create_body(
-        session.path(f"{parent}/{prefix}"), data, jute.EPHEMERAL_SEQUENTIAL))
+        session.path(f"{parent}/{prefix}"), data, jute.EPHEMERAL_SEQUENTIAL, session.acl))
     listed = session.send(jute.GET_CHILDREN, jute.path_watch_body(session.path(parent), False))
     path, token = jute.parse_created(session.reply(created, parent))
     try:

@@ -31,6 +31,7 @@ from zkflock._cli.fastexit import (
 from zkflock._cli.fastlock import acquire
 from zkflock._config import resolve
 from zkflock._errors import (
+    AuthFailedError,
     ConfigError,
     ConnectError,
     PermissionDeniedError,
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from zkflock._cli.flockargs import RunArgs
     from zkflock._config import Settings
     from zkflock._locks.drivers import Driver
+    from zkflock._security import Credentials
 else:
     import _signal
 
@@ -79,21 +81,44 @@ def fast_run(args: RunArgs, hosts: str | None, root: str | None) -> int:
     """``zkflock run`` with ``args``; its exit code."""
     try:
         settings = resolve(hosts, root=root)
-        session = LiteSession(settings.hosts, settings.session_timeout)
+        session, creds = _session(settings)
     except (ConfigError, ValueError) as err:
         say(f"error: {err}")
         return EX_USAGE
     try:
         session.open(settings.connect_timeout)
+    except AuthFailedError as err:
+        say(f"error: {err}")
+        return EX_NOPERM
     except ConnectError:
         say(f"error: cannot reach ZooKeeper at {settings.hosts} within "
             f"{settings.connect_timeout} s: check that it runs ('zkflock server status') and "
             "--hosts/ZKFLOCK_HOSTS; a TLS-only server needs --tls-ca")
         return EX_UNAVAILABLE
     try:
+        if creds is not None:
+            from zkflock._cli.fastauth import check
+
+            check(session, settings.namespace, creds)
         return _locked_run(session, settings, args)
+    except (AuthFailedError, PermissionDeniedError) as err:
+        say(f"error: {err}")
+        return EX_NOPERM
     finally:
         session.close()
+
+
+def _session(settings: Settings) -> tuple[LiteSession, Credentials | None]:
+    """The lite session, with digest credentials and their ACL when given."""
+    if not any(os.environ.get(var) for var in ("ZKFLOCK_AUTH", "ZKFLOCK_AUTH_FILE")):
+        return LiteSession(settings.hosts, settings.session_timeout), None
+    from zkflock._cli.fastauth import credentials
+
+    found = credentials()
+    if found is None:
+        return LiteSession(settings.hosts, settings.session_timeout), None
+    creds, (auth, acl) = found
+    return LiteSession(settings.hosts, settings.session_timeout, auth=auth, acl=acl), creds
 
 
 def _driver(args: RunArgs) -> Driver:

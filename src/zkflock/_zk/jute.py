@@ -18,12 +18,12 @@ if TYPE_CHECKING:
 
 # Opcodes (ZooDefs.OpCode) and the fixed xids of ZooKeeper's protocol.
 CREATE, DELETE, GET_DATA, SET_DATA, GET_CHILDREN = 1, 2, 4, 5, 8
-PING, CREATE2, CREATE_CONTAINER, CLOSE = 11, 15, 19, -11
-WATCH_XID, PING_XID = -1, -2
+GET_ACL, PING, CREATE2, CREATE_CONTAINER, AUTH, CLOSE = 6, 11, 15, 19, 100, -11
+WATCH_XID, PING_XID, AUTH_XID = -1, -2, -4
 
 # Create flags and the error codes the fast path tells apart (KeeperException.Code).
 PERSISTENT, EPHEMERAL_SEQUENTIAL, CONTAINER = 0, 3, 4
-OK, NO_NODE, NO_AUTH, NODE_EXISTS, SESSION_EXPIRED = 0, -101, -102, -110, -112
+OK, NO_NODE, NO_AUTH, NODE_EXISTS, SESSION_EXPIRED, AUTH_FAILED = 0, -101, -102, -110, -112, -115
 # Watch event types (Watcher.Event.EventType).
 EVENT_DELETED = 2
 
@@ -87,6 +87,16 @@ def create_body(path: str, data: bytes, flags: int,
     return _string(path) + _buffer(data) + _INT.pack(len(acl)) + acls + _INT.pack(flags)
 
 
+def auth_body(scheme: str, auth: bytes) -> bytes:
+    """AuthPacket (sent with xid AUTH_XID): type 0, the scheme, the credential."""
+    return _INT.pack(0) + _string(scheme) + _buffer(auth)
+
+
+def path_body(path: str) -> bytes:
+    """A request that is only a path (getACL)."""
+    return _string(path)
+
+
 def path_watch_body(path: str, watch: bool) -> bytes:
     """getChildren's and getData's body: the path and whether to watch."""
     return _string(path) + (b"\1" if watch else b"\0")
@@ -139,6 +149,18 @@ def parse_data(payload: bytes) -> tuple[bytes, int, int]:
     offset = 20 + max(size, 0)
     stat = _STAT.unpack_from(payload, offset)
     return bytes(payload[20:offset]), stat[0], stat[7]
+
+
+def parse_acl(payload: bytes) -> list[tuple[str, str, int]]:
+    """getACL's reply body: ``(scheme, id, perms)`` per entry."""
+    (count,) = _INT.unpack_from(payload, 16)
+    offset, acl = 20, []
+    for _ in range(max(count, 0)):
+        (perms,) = _INT.unpack_from(payload, offset)
+        scheme, offset = _read_string(payload, offset + 4)
+        ident, offset = _read_string(payload, offset)
+        acl.append((scheme, ident, perms))
+    return acl
 
 
 def parse_event(payload: bytes) -> tuple[int, str]:

@@ -27,7 +27,7 @@ import os
 import select
 import time
 
-from zkflock._errors import ConnectError, SessionExpiredError
+from zkflock._errors import AuthFailedError, ConnectError, SessionExpiredError
 from zkflock._zk import jute
 
 TYPE_CHECKING = False
@@ -81,7 +81,11 @@ def parse_hosts(hosts: str) -> tuple[list[tuple[str, int]], str]:
 class LiteSession:
     """One ZooKeeper session on one socket at a time, driven by its caller."""
 
-    def __init__(self, hosts: str, session_timeout: float) -> None:
+    def __init__(self, hosts: str, session_timeout: float, *,
+                 auth: tuple[str, bytes] | None = None,
+                 acl: Sequence[tuple[int, str, str]] = jute.OPEN_ACL) -> None:
+        self.auth = auth  # (scheme, credential), sent on every connection
+        self.acl = acl    # (perms, scheme, id) of every node we create
         self.hosts, self.chroot = parse_hosts(hosts)
         if not self.hosts:
             raise ConnectError(f"no ZooKeeper host in {hosts!r}")
@@ -138,8 +142,28 @@ class LiteSession:
             raise SessionLost("the ZooKeeper session expired")
         self.session_id, self._passwd = session_id, passwd
         self.timeout = timeout_ms / 1000.0
+        if self.auth is not None and not self._authenticate(deadline):
+            return False
         self.connections += 1
         self.last_heard = self._last_sent = time.monotonic()
+        return True
+
+    def _authenticate(self, deadline: float) -> bool:
+        """Send our credential (each connection needs it, as in kazoo); False
+        if the connection dropped first, AuthFailedError if refused."""
+        assert self.auth is not None
+        assert self._sock is not None
+        try:
+            self._sock.sendall(jute.request(jute.AUTH_XID, jute.AUTH, jute.auth_body(*self.auth)))
+            while jute.AUTH_XID not in self._replies:
+                self._receive(max(deadline, time.monotonic() + 1.0))
+        except (OSError, Disconnected):
+            self._drop()
+            return False
+        err, _ = self._replies.pop(jute.AUTH_XID)
+        if err != jute.OK:
+            self._drop()
+            raise AuthFailedError(f"ZooKeeper refused our credentials (error {err})")
         return True
 
     @staticmethod
@@ -352,7 +376,8 @@ def ensure_path(session: LiteSession, path: str, leaf_flags: int) -> None:
         op = jute.CREATE_CONTAINER if last and leaf_flags == jute.CONTAINER else jute.CREATE
         try:
             session.call(op, jute.create_body(session.path(node), b"",
-                                              leaf_flags if last else jute.PERSISTENT), node)
+                                              leaf_flags if last else jute.PERSISTENT,
+                                              session.acl), node)
         except ReplyError as exc:
             if exc.code != jute.NODE_EXISTS:
                 raise
