@@ -246,6 +246,8 @@ def _watch_child(session: LiteSession, pidfd: int) -> str | None:
             ready = session.step(None, (pidfd,))
         except SessionLost as lost:
             return str(lost)
+        except ZkflockError as err:  # refused on reconnecting: no session to hold the lock
+            return f"the ZooKeeper session could not be resumed ({err})"
         if ready:
             if time.monotonic() - session.last_heard > session.timeout:
                 return "ZooKeeper was unreachable for longer than the session timeout"
