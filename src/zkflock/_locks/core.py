@@ -75,6 +75,10 @@ class LockCore:
         self._known_parents: set[str] = set()
         self._paths: dict[str, tuple[str, str]] = {}
         self._closed = False
+        # Held by the one lock_many in batches of this session that may own
+        # the gate node (_locks/batches.py), and by the background retry of
+        # its deletion: while it is free, a gate of our session is stale.
+        self.gate_mutex = threading.Lock()
         self._reaper = Reaper(zk, lambda: self._state == CONNECTED and not self._closed)
         zk.add_listener(self._on_state)
         if observer is not NOOP:  # the state it starts in: later ones are changes
@@ -203,6 +207,31 @@ class LockCore:
     def discard_guid(self, parent: str, guid: str) -> None:
         """A create whose reply never came may have made a node: find and delete it."""
         self._reaper.doom_guid(parent, guid)
+
+    @property
+    def gate_path(self) -> str:
+        """The gate node every lock_many's multi creates and deletes."""
+        return f"{self.settings.namespace}/lock-many-gate"
+
+    def drop_gate(self) -> None:
+        """Holding ``gate_mutex``: delete our gate node (if we own it), or
+        retry in the background until it is gone."""
+        try:
+            self.zk.drop_gate(self.gate_path)
+        except ZkflockError as exc:
+            log.info("deleting the lock_many gate failed (%s); retrying in the background", exc)
+            self._reaper.retry(self._drop_gate_later)
+
+    def _drop_gate_later(self) -> bool:
+        if not self.gate_mutex.acquire(blocking=False):
+            return False  # a lock_many in batches uses it now, and deletes it itself
+        try:
+            self.zk.drop_gate(self.gate_path)
+            return True
+        except ZkflockError:
+            return False
+        finally:
+            self.gate_mutex.release()
 
     # -- closing ------------------------------------------------------------
 

@@ -5,10 +5,10 @@ multi share one zxid, so any two ``lock_many`` calls are ordered the same way
 in every queue they share, whatever order their callers named the files in.
 A waiter therefore only ever waits on older transactions and no cycle can
 form. Queueing, adopting after a lost reply and waiting are the one path of
-``waiting.Waiter``; this class only names the queues. A multi that would not
-fit in one ZooKeeper packet is refused before it is sent, with a ConfigError
-that says how many of the names would fit: splitting it into several multis
-would let two callers' batches interleave and deadlock.
+``waiting.Waiter``; this class only names the queues. More names than one
+ZooKeeper packet holds are queued in several multis, in the sorted order,
+behind the gate that keeps every other lock_many out meanwhile (``batches``):
+batches alone would let two callers interleave and deadlock.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ class Reaper:
         self._mutex = threading.Lock()
         self._paths: set[str] = set()
         self._guids: set[tuple[str, str]] = set()
+        self._retries: list[Callable[[], bool]] = []
         self._tasks: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="zkflock-session", daemon=True)
         self._thread.start()
@@ -49,6 +50,12 @@ class Reaper:
             self._guids.add((parent, guid))
         self.kick()
 
+    def retry(self, task: Callable[[], bool]) -> None:
+        """Run ``task`` on every round while connected until it returns True."""
+        with self._mutex:
+            self._retries.append(task)
+        self.kick()
+
     def submit(self, task: Callable[[], None]) -> None:
         self._tasks.put(task)
 
@@ -61,7 +68,7 @@ class Reaper:
         self._thread.join(timeout=5)
 
     def _pending(self) -> bool:
-        return bool(self._paths or self._guids)
+        return bool(self._paths or self._guids or self._retries)
 
     def _run(self) -> None:
         while True:
@@ -100,3 +107,8 @@ class Reaper:
                 pass  # the parent is gone, or we may not list it: nothing to delete
             with self._mutex:
                 self._guids.discard((parent, guid))
+        with self._mutex:
+            retries, self._retries = self._retries, []
+        left = [task for task in retries if not task()]
+        with self._mutex:
+            self._retries.extend(left)

@@ -2,7 +2,7 @@
 
 The loop does the I/O of one acquire attempt: queue (create and list,
 pipelined; one multi-transaction for ``lock_many``, through the same enqueue
-and adopt path), decide with the driver, watch the nodes the decision names,
+and adopt path, or batches behind the gate when one packet cannot hold it), decide with the driver, watch the nodes the decision names,
 and wait with one monotonic deadline for the whole acquire. Our nodes are
 deleted on every way out that does not end in a grant. ``Lock`` owns the
 object's state, the per-thread counts and the events.
@@ -16,11 +16,17 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from zkflock._errors import ConfigError, SessionExpiredError, ZkflockError
+from zkflock._locks.batches import Batches
 from zkflock._locks.holder import KIND_NAMES, holder_data, process_start
 from zkflock._locks.protocol import Decision, NotQueuedError, parse_node
 from zkflock._names import describe_names
 from zkflock._zk.client import new_guid, remaining
-from zkflock._zk.errors import MAX_REQUEST, Disconnected, NodeMissingError, RequestTooLargeError
+from zkflock._zk.errors import (
+    Disconnected,
+    GateClosedError,
+    NodeMissingError,
+    RequestTooLargeError,
+)
 from zkflock._zk.queue import Enqueued
 
 if TYPE_CHECKING:
@@ -95,7 +101,9 @@ class Waiter:
         if not granted:
             self._core.discard(paths)
             return None
-        return paths, entries[0].token, epoch
+        # One multi: one czxid. Batches: the last, so that in every queue the
+        # token is above every earlier holder's (they all came before it).
+        return paths, max(e.token for e in entries), epoch
 
     def _refuse_waiting_for_own(self) -> None:
         """An exclusive node queued behind one its own owner holds would wait
@@ -132,6 +140,11 @@ class Waiter:
             except NodeMissingError:
                 for parent in self._parents:
                     self._core.ensure_parent(parent)
+            except GateClosedError:  # a lock_many in batches is queueing
+                if self._wait_on([self._core.gate_path], deadline) is None:
+                    return None
+            except RequestTooLargeError:  # more names than one multi holds
+                return self._batches(data).enqueue(deadline)
             except Disconnected:
                 maybe_created = True
                 if not zk.wait_connected(remaining(deadline)):
@@ -146,19 +159,16 @@ class Waiter:
         if len(parents) == 1:
             entries = [zk.enqueue(parents[0], prefix, data, make_parent=bool(unknown))]
         else:
-            try:
-                entries = zk.enqueue_many(
-                    parents, [prefix] * len(parents), data, make_parents=unknown
-                )
-            except RequestTooLargeError as exc:
-                raise ConfigError(
-                    f"lock_many of {len(parents):,} names ({self._name}) needs one request "
-                    f"of {exc.size:,} bytes, more than ZooKeeper takes ({MAX_REQUEST:,}, "
-                    f"jute.maxbuffer): at most {exc.fit:,} of these names fit in one "
-                    "lock_many; lock fewer names at once. Nothing was sent"
-                ) from exc
+            entries = zk.enqueue_many(
+                parents, [prefix] * len(parents), data, make_parents=unknown,
+                gate=self._core.gate_path,
+            )
         self._core.parents_seen(unknown)
         return entries
+
+    def _batches(self, data: bytes) -> Batches:
+        return Batches(self._core, self._name, self._parents, self._driver.prefix, data,
+                       self._wait_on, self._check_cancelled)
 
     def _adopt(self, guid: str) -> list[Enqueued] | None:
         """Our nodes of ``guid``, if the lost create made them (a multi makes
@@ -230,6 +240,12 @@ class Waiter:
     ) -> bool | None:
         """Watch the decision's nodes and wait. None: timed out; else whether a
         watched node was deleted."""
+        return self._wait_on([f"{parent}/{n}" for n in decision.watch], deadline)
+
+    def _wait_on(self, paths: list[str], deadline: float | None) -> bool | None:
+        """Watch ``paths`` (data watches) and wait for a change. None: timed
+        out; else whether a watched node was deleted (True at once when one
+        is already gone)."""
         event = threading.Event()
         deleted: list[bool] = []
 
@@ -241,7 +257,6 @@ class Waiter:
         self._core.add_wakeup(event)
         try:
             try:
-                paths = [f"{parent}/{n}" for n in decision.watch]
                 present = self._core.zk.watch(paths, on_event)
             except Disconnected:
                 present = True  # the state change wakes us; look again then

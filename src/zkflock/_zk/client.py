@@ -42,7 +42,7 @@ from zkflock._zk.errors import (
     translated,
 )
 from zkflock._zk.files import FileOps
-from zkflock._zk.queue import QueueOps
+from zkflock._zk.queue import QueueOps, delete_chunks
 
 log = logging.getLogger("zkflock")
 
@@ -319,6 +319,9 @@ class ZkClient(QueueOps, FileOps):
         (or anything else fails) the deletes go out again one by one,
         pipelined."""
         self._require_connected(f"deleting {len(paths)} nodes")
+        parts = delete_chunks(paths)  # a multi over the packet limit never goes out
+        if len(parts) > 1:
+            return [error for part in parts for error in self.delete_many(part)]
         tx = self._client.transaction()
         for path in paths:
             tx.delete(path)

@@ -64,6 +64,10 @@ class NodeMissingError(ZkflockError):
     """Internal: a node the operation needs does not exist."""
 
 
+class GateClosedError(ZkflockError):
+    """Internal: a lock_many in batches holds the gate; wait until it is gone."""
+
+
 class Disconnected(ConnectError):
     """Internal: the connection dropped during the call; the session may live on."""
 

@@ -18,6 +18,7 @@ from kazoo.client import _prefix_root
 from kazoo.protocol.serialization import (
     Create,
     Create2,
+    Delete,
     GetChildren,
     Transaction,
 )
@@ -27,12 +28,14 @@ from zkflock._errors import SessionExpiredError
 from zkflock._zk.errors import (
     MAX_REQUEST,
     Disconnected,
+    GateClosedError,
     RequestTooLargeError,
     check_size,
     translated,
 )
 from zkflock._zk.multiread import MultiRead
 
+EPHEMERAL = 1
 EPHEMERAL_SEQUENTIAL = 3  # kazoo's create flags: ephemeral 1 | sequence 2
 
 
@@ -40,16 +43,63 @@ _HEADER = 9  # a multi's per-operation header: type, done, error
 _OVERHEAD = 4 + 8 + _HEADER  # length prefix, xid and type, the closing header
 
 
-def check_creates(paths: Sequence[str], data: bytes, acl: Sequence[Any]) -> None:
+def _create_size(data: bytes, acl: Sequence[Any]) -> int:
+    """A create's bytes in a multi, but for its path: as kazoo serialises it
+    (header, path length, data, ACL list, flags)."""
+    return _HEADER + 4 + 4 + len(data) + 4 + 4 + sum(
+        12 + len(a.id.scheme.encode()) + len(a.id.id.encode()) for a in acl
+    )
+
+
+def gate_size(gate: str, acl: Sequence[Any]) -> int:
+    """The bytes the gate's create and delete add to a lock_many multi."""
+    return _create_size(b"", acl) + len(gate.encode()) + _HEADER + 4 + len(gate.encode()) + 4
+
+
+def batch_ends(paths: Sequence[str], data: bytes, acl: Sequence[Any]) -> list[int]:
+    """Cut a list of creates into multis that each fit in one packet (with
+    1% spare: holder data varies in length): the end index of each. Raises
+    RequestTooLargeError when one create alone does not fit."""
+    fixed = _create_size(data, acl)
+    ends: list[int] = []
+    size = _OVERHEAD
+    for n, path in enumerate(paths):
+        one = fixed + len(path.encode())
+        if _OVERHEAD + one > MAX_REQUEST * 0.99:
+            raise RequestTooLargeError(
+                f"one create of {_OVERHEAD + one:,} bytes; ZooKeeper takes at most "
+                f"{MAX_REQUEST:,} in one request here (jute.maxbuffer, 1 MiB by default)",
+                _OVERHEAD + one, 0,
+            )
+        if size + one > MAX_REQUEST * 0.99:
+            ends.append(n)
+            size = _OVERHEAD
+        size += one
+    return [*ends, len(paths)]
+
+
+def delete_chunks(paths: Sequence[str]) -> list[Sequence[str]]:
+    """Cut a multi of deletes into parts that each fit in one packet."""
+    parts: list[Sequence[str]] = []
+    first, size = 0, _OVERHEAD
+    for n, path in enumerate(paths):
+        one = _HEADER + 4 + len(path.encode()) + 4
+        if size + one > MAX_REQUEST * 0.99 and n > first:
+            parts.append(paths[first:n])
+            first, size = n, _OVERHEAD
+        size += one
+    return [*parts, paths[first:]]
+
+
+def check_creates(paths: Sequence[str], data: bytes, acl: Sequence[Any], extra: int = 0) -> None:
     """Refuse a multi of creates that would not fit in one packet
     (jute.maxbuffer): the server would drop the connection and kazoo resend
     it for ever, and the session's other locks would be lost meanwhile.
     Sized as kazoo serialises a create (path, data, ACL list, flags), before
-    anything is built, so the error can say how many would fit."""
-    fixed = _HEADER + 4 + 4 + len(data) + 4 + 4 + sum(
-        12 + len(a.id.scheme.encode()) + len(a.id.id.encode()) for a in acl
-    )
-    size = _OVERHEAD
+    anything is built, so the error can say how many would fit; ``extra``:
+    the bytes of the multi's other operations."""
+    fixed = _create_size(data, acl)
+    size = _OVERHEAD + extra
     fit = None
     # ``fit`` keeps 1% spare: the holder data's timestamps vary in length
     # from one attempt to the next.
@@ -164,6 +214,7 @@ class QueueOps:
         data: bytes,
         *,
         make_parents: Sequence[str] = (),
+        gate: str | None = None,
     ) -> list[Enqueued]:
         """Create one ephemeral sequential node under each parent in ONE
         multi-transaction, and list every queue, pipelined behind it.
@@ -173,9 +224,11 @@ class QueueOps:
         and no cycle (deadlock) can form. kazoo's multi reply carries paths
         only, so the token (the shared czxid) costs one more round trip.
         ``make_parents`` are created as containers first, in the same pipeline.
-        Raises NodeMissingError when a parent is missing (nothing was made),
-        and RequestTooLargeError, before anything is sent, when the multi
-        would not fit in one packet.
+        ``gate``: the multi also creates and deletes that ephemeral node, so
+        it fails (GateClosedError, nothing made) while a batched lock_many
+        holds it. Raises NodeMissingError when a parent is missing (nothing
+        was made), and RequestTooLargeError, before anything is sent, when the
+        multi would not fit in one packet.
         """
         self._require_connected(f"queueing under {len(parents)} locks")
         client = self._client
@@ -183,26 +236,34 @@ class QueueOps:
         acl = self._acl()
         paths = [_prefix_root(client.chroot, f"{parent}/{prefix}")
                  for parent, prefix in zip(parents, prefixes, strict=True)]
-        check_creates(paths, data, acl)
-        ops = [Create(path, data, acl, EPHEMERAL_SEQUENTIAL) for path in paths]
+        gated: list[Any] = []
+        if gate is not None:
+            rooted = _prefix_root(client.chroot, gate)
+            gated = [Create(rooted, b"", acl, EPHEMERAL), Delete(rooted, -1)]
+        check_creates(paths, data, acl, gate_size(gate, acl) if gate is not None else 0)
+        ops = gated + [Create(path, data, acl, EPHEMERAL_SEQUENTIAL) for path in paths]
         pending = self._pipeline(
             *(self._container(p) for p in make_parents),
             Transaction(ops),
             MultiRead([GetChildren(_prefix_root(client.chroot, p), None) for p in parents]),
         )
-        return self._enqueued_many(parents, *pending[-2:])
+        return self._enqueued_many(parents, len(gated), *pending[-2:])
 
-    def _enqueued_many(self, parents: Sequence[str], committed: Any, listed_all: Any
-                       ) -> list[Enqueued]:
-        """The replies of ``enqueue_many``'s multi and listings: our nodes,
-        the shared token (one more read), every queue's listing."""
+    def _enqueued_many(self, parents: Sequence[str], gated: int, committed: Any,
+                       listed_all: Any) -> list[Enqueued]:
+        """The replies of ``enqueue_many``'s multi (``gated``: its leading gate
+        operations) and listings: our nodes, the shared token (one more
+        read), every queue's listing."""
         client = self._client
         with translated(f"queueing under {len(parents)} locks"):
             results = self._bounded(committed)
             failed = [r for r in results if isinstance(r, Exception)]
             real = [r for r in failed if not isinstance(r, ke.RolledBackError)]
+            if gated and isinstance(results[0], ke.NodeExistsError):
+                raise GateClosedError("a lock_many in batches is queueing: wait for it")
             if failed:
                 raise (real or failed)[0]
+        results = results[gated:]
         nodes = [str(path).rsplit("/", 1)[1] for path in results]
         with translated(f"reading {parents[0]}/{nodes[0]}"):
             stat = self._bounded(client.exists_async(f"{parents[0]}/{nodes[0]}"))
@@ -218,6 +279,34 @@ class QueueOps:
             Enqueued(node, int(stat.czxid), None if not isinstance(kids, list) else kids)
             for node, kids in zip(nodes, listings, strict=True)
         ]
+
+    def batch_ends(self, parents: Sequence[str], prefix: str, data: bytes) -> list[int]:
+        """Where to cut creates of ``prefix`` under ``parents`` into multis
+        that each fit in one packet (:func:`batch_ends`)."""
+        check_size(parents[0], data)
+        chroot = self._client.chroot
+        return batch_ends([_prefix_root(chroot, f"{p}/{prefix}") for p in parents], data,
+                          self._acl())
+
+    def create_gate(self, path: str) -> str:
+        """Create the ephemeral gate node: "made", or, when it exists, "ours"
+        (our session's, from a lost reply or a delete that failed) or
+        "theirs". NodeMissingError when its parent is missing."""
+        client = self._client
+        with translated(f"creating {path}"):
+            try:
+                self._bounded(client.create_async(path, b"", acl=self._acl(), ephemeral=True))
+                return "made"
+            except ke.NodeExistsError:
+                stat = self._bounded(client.exists_async(path))
+        return "ours" if stat is not None and stat.ephemeralOwner == self.session_id else "theirs"
+
+    def drop_gate(self, path: str) -> None:
+        """Delete the gate node if our session owns it; never another's."""
+        with translated(f"reading {path}"):
+            stat = self._bounded(self._client.exists_async(path))
+        if stat is not None and stat.ephemeralOwner == self.session_id:
+            self.delete(path)
 
     def find_own(self, parent: str, guid: str) -> Enqueued | None:
         """After a lost create reply: find our node by its guid, and adopt it
