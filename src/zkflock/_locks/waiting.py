@@ -2,8 +2,9 @@
 
 The loop does the I/O of one acquire attempt: queue (create and list,
 pipelined; one multi-transaction for ``lock_many``, through the same enqueue
-and adopt path, or batches behind the gate when one packet cannot hold it), decide with the driver, watch the nodes the decision names,
-and wait with one monotonic deadline for the whole acquire. Our nodes are
+and adopt path, or batches behind the gate when one packet cannot hold it),
+decide with the driver, watch the nodes the decision names, and wait with
+one monotonic deadline for the whole acquire. Our nodes are
 deleted on every way out that does not end in a grant. ``Lock`` owns the
 object's state, the per-thread counts and the events.
 """
