@@ -265,7 +265,7 @@ def test_fast_path_reconnects_with_its_session(zk_hosts: str, tmp_path: Path,
     # reconnects with the session id and password, keeps the lock (the same
     # node), and the command's own status comes back.
     zk_proxy, hosts = proxy
-    proc = fast_through(hosts, tmp_path, "4")
+    proc = fast_through(hosts, tmp_path, "2")
     try:
         wait_for(lambda: (tmp_path / "ready").exists(), "the command to start")
         with zkflock.connect(zk_hosts) as zk:
@@ -274,13 +274,42 @@ def test_fast_path_reconnects_with_its_session(zk_hosts: str, tmp_path: Path,
             time.sleep(0.5)
             zk_proxy.heal()
             wait_for(lambda: zk_proxy.accepted >= 2, "the fast path to reconnect")
-            time.sleep(0.3)
+            time.sleep(2.5)  # past the session timeout: a session left behind would be gone
             assert zk.holders("L") == before  # the same node, the same session
         (tmp_path / "go").touch()
         assert proc.wait(timeout=WAIT) == 7
     finally:
         proc.kill()
         proc.communicate()
+
+
+def test_fast_path_moves_to_another_host_with_its_session(
+        zk_server: LocalZooKeeper, zk_hosts: str, tmp_path: Path) -> None:
+    # Two hosts (two proxies to one server): the one the fast path is on is
+    # cut for good; it must go on, with the same session and node, through
+    # the other within the session timeout.
+    host, port = zk_server.hosts.split(",")[0].rsplit(":", 1)
+    chroot = zk_hosts[len(zk_server.hosts):]
+    proxies = [ZkProxy(host, int(port)), ZkProxy(host, int(port))]
+    hosts = ",".join(p.hosts for p in proxies) + chroot
+    proc = fast_through(hosts, tmp_path, "2")
+    try:
+        wait_for(lambda: (tmp_path / "ready").exists(), "the command to start")
+        used, other = proxies if proxies[0].accepted else proxies[::-1]
+        assert (used.accepted, other.accepted) == (1, 0)
+        with zkflock.connect(zk_hosts) as zk:
+            before = zk.holders("L")
+            used.cut()
+            wait_for(lambda: other.accepted >= 1, "the fast path to reach the other host")
+            time.sleep(2.5)  # past the session timeout: a session left behind would be gone
+            assert zk.holders("L") == before  # the same node, the same session
+        (tmp_path / "go").touch()
+        assert proc.wait(timeout=WAIT) == 7
+    finally:
+        proc.kill()
+        proc.communicate()
+        for p in proxies:
+            p.close()
 
 
 def test_fast_path_adopts_its_node_after_a_lost_create_reply(

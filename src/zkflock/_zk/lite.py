@@ -140,6 +140,9 @@ class LiteSession:
         if timeout_ms <= 0:
             self._drop(sock)
             raise SessionLost("the ZooKeeper session expired")
+        if self.session_id and session_id != self.session_id:  # never, from a sound server
+            self._drop(sock)
+            raise SessionLost("the ZooKeeper session was replaced by a new one")
         self.session_id, self._passwd = session_id, passwd
         self.timeout = timeout_ms / 1000.0
         if self.auth is not None and not self._authenticate(deadline):
