@@ -411,3 +411,39 @@ def test_a_foreign_exception_passes_through_unchanged_after_our_node_is_deleted(
     holder.release()
     assert lock.acquire(timeout=10)  # the object is usable again
     lock.release()
+
+
+def test_lock_many_in_batches_whose_batch_reply_was_lost_starts_again_and_leaks_nothing(
+    sessions: Callable[..., Session], proxy: tuple[ZkProxy, str], kazoo_client: KazooClient
+) -> None:
+    # A batch's multi is committed but its reply lost, the connection with
+    # it, while the gate is ours: every node of that attempt is deleted (the
+    # lost batch's by its guid), the gate is taken again (still ours) and
+    # the whole lock_many queued afresh: one node of ours per queue, no gate
+    # left, and nothing once released.
+    from test_many import GATE, remove_empty_queues
+
+    zk_proxy, hosts = proxy
+    session = sessions(hosts, session_timeout=10.0)
+    kept = session.lock("keep")
+    assert kept.acquire()
+    names = [f"f/{n:04d}" for n in range(4000)]  # two batches
+    core = core_of(session)
+    parents = [core.lock_path(name)[1] for name in names[::200]]
+    zk_proxy.drop_next_reply(frozenset({14}))  # the first batch's multi
+    many = session.lock_many(names, timeout=60)
+    assert many.acquire()
+    assert zk_proxy.dropped.is_set(), "the proxy never saw the multi"
+    wait_until(lambda: all(len(kazoo_client.get_children(p)) == 1 for p in parents), 20,
+               "the lost attempt's nodes to be deleted")
+    for parent in parents:
+        (child,) = kazoo_client.get_children(parent)
+        assert kazoo_client.exists(f"{parent}/{child}").ephemeralOwner == session.zk.session_id
+        assert f"{parent}/{child}" in many.node_paths()
+    assert not kazoo_client.exists(GATE)
+    kept.ensure_held()
+    many.release()
+    kept.release()
+    wait_until(lambda: all(kazoo_client.get_children(p) == [] for p in parents), 10,
+               "our nodes to go")
+    remove_empty_queues(kazoo_client, "f%2F")
