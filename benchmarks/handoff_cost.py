@@ -4,6 +4,14 @@
     .venv/bin/python benchmarks/handoff_cost.py --delay 0.5      # through a 0.5 ms path
     .venv/bin/python benchmarks/handoff_cost.py --profile 2      # + py-spy of one worker, 2 procs
     .venv/bin/python benchmarks/handoff_cost.py --strace 2       # + its system calls per cycle
+    .venv/bin/python benchmarks/handoff_cost.py --kinds zkflock,zkflock_queued,kazoo
+
+``--kinds`` (default ``zkflock,kazoo``) runs each kind twice, in that order
+and then reversed. Besides ``zkflock`` and ``kazoo``, two variants of zkflock
+put one hot-path change back in their own worker process, for a before/after
+in one run: ``zkflock_queued`` (a waiter's watch queued for kazoo's callback
+thread, as kazoo dispatches it) and ``zkflock_old_decide`` (the decision
+parsing every child: the reference model, ``tests/_protocol_reference.py``).
 
 N processes each take and release one lock as fast as they can for a few
 seconds on a local standalone ZooKeeper (forceSync=no); zkflock and kazoo
@@ -56,9 +64,28 @@ def context_switches() -> int:
     return total
 
 
+def put_back(kind: str) -> None:
+    """In this worker process only, undo the change that ``kind`` measures."""
+    if kind == "zkflock_queued":
+        from kazoo.handlers.threading import SequentialThreadingHandler
+
+        from zkflock._zk.client import OneSelectHandler
+
+        OneSelectHandler.dispatch_callback = (  # type: ignore[method-assign]
+            SequentialThreadingHandler.dispatch_callback)
+    elif kind == "zkflock_old_decide":
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+        import _protocol_reference
+        from zkflock._locks import drivers
+
+        object.__setattr__(drivers.EXCLUSIVE_DRIVER, "decider",
+                           _protocol_reference.decide_exclusive)
+
+
 def worker(kind: str, hosts: str, until: float, q: mp.Queue) -> None:  # type: ignore[type-arg]
     n = 0
-    if kind == "zkflock":
+    if kind.startswith("zkflock"):
+        put_back(kind)
         zk = zkflock.connect(hosts)
         t0, c0 = os.times(), context_switches()
         while time.monotonic() < until:
@@ -168,7 +195,7 @@ def run(kind: str, procs: int, hosts: str, server: LocalZooKeeper, jvm: int,
     n = sum(r[0] for r in results)
     cpu = sum(r[1] for r in results)
     switches = sum(r[2] for r in results)
-    print(f"{procs} processes {kind:8s} handoffs/s {n / SECONDS:6.0f}  "
+    print(f"{procs} processes {kind:18s} handoffs/s {n / SECONDS:6.0f}  "
           f"requests/handoff {(p1 - p0) / n:5.2f}  "
           f"client CPU/handoff {cpu / n * 1e6:5.0f} us  "
           f"server CPU/handoff {(j1 - j0) / n * 1e6:5.0f} us  "
@@ -190,7 +217,11 @@ def main() -> None:
                         help="py-spy one worker of each kind in the N-process runs")
     parser.add_argument("--strace", type=int, default=0, metavar="N",
                         help="count one worker's system calls (strace -c) in the N-process runs")
+    parser.add_argument("--kinds", default="zkflock,kazoo",
+                        help="zkflock, kazoo, zkflock_queued, zkflock_old_decide (comma-separated)")
     args = parser.parse_args()
+    kinds = args.kinds.split(",")
+    order = kinds + kinds[::-1]
     with tempfile.TemporaryDirectory(prefix="zkflock-handoff-") as tmp, \
             LocalZooKeeper(tmp, tick_time=200, force_sync=False) as server:
         jvm = server.pid(1)
@@ -199,9 +230,9 @@ def main() -> None:
         hosts = path.hosts if path else server.hosts
         try:
             for procs in (int(p) for p in args.procs.split(",")):
-                for rep, kind in enumerate(("zkflock", "kazoo", "kazoo", "zkflock")):
+                for rep, kind in enumerate(order):
                     how = "strace" if args.strace == procs else "py-spy"
-                    watched = procs in (args.profile, args.strace) and rep < 2
+                    watched = procs in (args.profile, args.strace) and rep < len(kinds)
                     run(kind, procs, hosts, server, jvm, Path(tmp) if watched else None, how)
         finally:
             if path is not None:
