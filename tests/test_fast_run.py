@@ -402,3 +402,38 @@ def test_credentials_give_the_full_paths_acl(zk_hosts: str, tmp_path: Path,
     assert done.returncode == 77, done.stderr
     assert "another password" in done.stderr
     assert not (tmp_path / "ran").exists()
+
+
+def test_fast_semaphore_waiter_signals_its_grant(zk_hosts: str, tmp_path: Path) -> None:
+    # Two leases held elsewhere, two fast waiters queued. When a lease frees,
+    # the first waiter is granted and touches its node: that wakes the second,
+    # which then waits on every holder, so the next lease to free is its own
+    # even though the first waiter still holds (without the touch it would
+    # wait for its predecessor to leave).
+    def waiter(tag: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "zkflock", "--hosts", zk_hosts, "run", "--max-holders", "2",
+             "gpu", "sh", "-c", _HOLD, tag], cwd=tmp_path, env={**os.environ, **FAST},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    procs = []
+    with zkflock.connect(zk_hosts) as zk:
+        leases = [zk.semaphore("gpu", max_leases=2) for _ in range(2)]
+        for lease in leases:
+            assert lease.acquire(timeout=WAIT)
+        try:
+            for n, tag in enumerate(("F1", "F2")):
+                procs.append(waiter(tag))
+                wait_for(lambda n=n: len(zk.holders("gpu")) == 3 + n, f"{tag} to queue")
+            leases[0].release()
+            wait_for(lambda: "start F1" in log_of(tmp_path), "F1 to be granted")
+            leases[1].release()
+            wait_for(lambda: "start F2" in log_of(tmp_path), "F2 to be granted beside F1")
+            assert "end F1" not in log_of(tmp_path)
+            for tag, proc in zip(("F1", "F2"), procs, strict=True):
+                (tmp_path / f"go-{tag}").touch()
+                assert proc.wait(timeout=WAIT) == 0
+        finally:
+            for proc in procs:
+                proc.kill()
+                proc.communicate()
