@@ -10,6 +10,7 @@ arguments: they run on it too. ``ZKFLOCK_FAST=0`` forces the full path.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -437,3 +438,48 @@ def test_fast_semaphore_waiter_signals_its_grant(zk_hosts: str, tmp_path: Path) 
             for proc in procs:
                 proc.kill()
                 proc.communicate()
+
+
+def _read_until(fd: int, needle: bytes, timeout: float) -> bytes:
+    import select
+
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while needle not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: the terminal's last process has gone
+                break
+            if not chunk:
+                break
+            seen += chunk
+    return seen
+
+
+@pytest.mark.parametrize("path_env", [FAST, FULL], ids=["fast", "full"])
+def test_the_command_gets_the_terminal(zk_hosts: str, tmp_path: Path,
+                                       path_env: dict[str, str]) -> None:
+    # At an interactive terminal the command's group is made the foreground
+    # one (as a shell does): in a group of its own it could not read the
+    # terminal otherwise (SIGTTIN would stop it), and zkflock takes it back.
+    import pty
+
+    argv = [sys.executable, "-m", "zkflock", "--hosts", zk_hosts, "run", "L", "sh", "-c",
+            'echo ready; read line; echo "got:$line"']
+    pid, master = pty.fork()
+    if pid == 0:  # pragma: no cover - the child: a session leader on the terminal
+        os.chdir(tmp_path)
+        os.execve(argv[0], argv, {**os.environ, **path_env})
+    try:
+        assert b"ready" in _read_until(master, b"ready", WAIT)
+        os.write(master, b"hello\n")
+        assert b"got:hello" in _read_until(master, b"got:hello", WAIT)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(master)
