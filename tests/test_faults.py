@@ -427,13 +427,15 @@ def test_lock_many_in_batches_whose_batch_reply_was_lost_starts_again_and_leaks_
     session = sessions(hosts, session_timeout=10.0)
     kept = session.lock("keep")
     assert kept.acquire()
-    names = [f"f/{n:04d}" for n in range(4000)]  # two batches
+    names = [f"f/{n:04d}" for n in range(5000)]  # two batches (about 4,000 fit in one)
     core = core_of(session)
-    parents = [core.lock_path(name)[1] for name in names[::200]]
+    parents = [core.lock_path(name)[1] for name in names[::250]]
     zk_proxy.drop_next_reply(frozenset({14}))  # the first batch's multi
     many = session.lock_many(names, timeout=60)
     assert many.acquire()
     assert zk_proxy.dropped.is_set(), "the proxy never saw the multi"
+    czxids = {kazoo_client.exists(p).czxid for p in many.node_paths()[::500]}  # type: ignore[union-attr]
+    assert len(czxids) == 2  # two batches
     wait_until(lambda: all(len(kazoo_client.get_children(p)) == 1 for p in parents), 20,
                "the lost attempt's nodes to be deleted")
     for parent in parents:

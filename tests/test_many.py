@@ -230,12 +230,12 @@ def test_a_lock_many_waits_while_the_gate_is_held(
 def test_overlapping_lock_manys_in_batches_never_deadlock(
     sessions: Callable[[], Session], kazoo_client: KazooClient
 ) -> None:
-    # Two lock_many in batches (5,000 names each, batch boundaries in
+    # Two lock_many in batches (4,500 names each: two batches, boundaries in
     # different places) in opposite orders, and a small one across both,
     # from three sessions at once: all finish, and never overlap.
-    first = [f"o/{n:05d}" for n in range(5000)]
-    second = [f"o/{n:05d}" for n in range(2000, 7000)]
-    small = ["o/01000", "o/03000", "o/06000"]
+    first = [f"o/{n:05d}" for n in range(4500)]
+    second = [f"o/{n:05d}" for n in range(1500, 6000)]
+    small = ["o/01000", "o/03000", "o/05000"]
     holding: dict[str, str] = {}
     mutex = threading.Lock()
     errors: list[str] = []
@@ -258,7 +258,7 @@ def test_overlapping_lock_manys_in_batches_never_deadlock(
             lock.release()
 
     threads = [threading.Thread(target=take, args=args, daemon=True) for args in
-               [("first", first[::-1], 2), ("second", second, 2), ("small", small, 10)]]
+               [("first", first[::-1], 2), ("second", second, 1), ("small", small, 6)]]
     for thread in threads:
         thread.start()
     for thread in threads:
