@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import zkflock
-from zkflock._files import shared_file as _shared_file
+from zkflock._files import collect as _collect
 from zkflock._files import view as _views
 
 CHILD = """
@@ -72,7 +72,7 @@ def test_writer_killed_at_each_step(
     # The next writer (waiting out the dead writer's session) repairs the view
     # and collects leftovers.
     monkeypatch.setattr(_views, "TEMP_GRACE", 0.0)
-    monkeypatch.setattr(_shared_file, "SCAN_EVERY", 1)
+    monkeypatch.setattr(_collect, "SCAN_EVERY", 1)
     f.append("next\n", timeout=30)
     assert f.read() == expected + "next\n"
     assert view.read_text() == expected + "next\n"

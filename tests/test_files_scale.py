@@ -17,6 +17,7 @@ import pytest
 from kazoo.client import KazooClient
 
 import zkflock
+from zkflock._files import collect as _collect
 from zkflock._files import objects as _objects
 from zkflock._files import shared_file as _shared_file
 from zkflock._files import view as _view
@@ -229,7 +230,7 @@ def test_failures_after_the_commit_never_reach_the_writer(
 
     monkeypatch.setattr(ViewPublisher, "publish", stale_handle)
     monkeypatch.setattr(ViewPublisher, "collect_temps", stale_handle)
-    monkeypatch.setattr(_shared_file, "SCAN_EVERY", 1)
+    monkeypatch.setattr(_collect, "SCAN_EVERY", 1)
     meta = f.append("two\n")  # committed: must not raise
     assert meta.version == 2
     assert f.read() == "one\ntwo\n"

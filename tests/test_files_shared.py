@@ -24,7 +24,7 @@ import pytest
 
 import zkflock
 from _sharedfs import SharedRoots
-from zkflock._files import shared_file as _shared_file
+from zkflock._files import collect as _collect
 from zkflock._files.meta import FileMeta
 from zkflock._files.view import Chunks, Shown, ViewPublisher
 
@@ -58,7 +58,7 @@ def test_appends_and_rewrites_from_two_mounts(
     sessions: list[zkflock.Session], shared_roots: SharedRoots,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_shared_file, "SCAN_EVERY", 4)  # list the directory often: the 0-size trap
+    monkeypatch.setattr(_collect, "SCAN_EVERY", 4)  # list the directory often: the 0-size trap
     swaps: list[int] = []
     real_swap = ViewPublisher._swap
 
@@ -136,7 +136,7 @@ def test_writer_killed_on_one_mount_leaves_a_whole_file_on_the_others(
     committed = base + ("new\n" if step != "after-object" else "")
     assert b.read() == committed
     assert cached.read() == committed
-    monkeypatch.setattr(_shared_file, "SCAN_EVERY", 1)
+    monkeypatch.setattr(_collect, "SCAN_EVERY", 1)
     b.append("next\n", timeout=30)  # the next writer, on another mount, collects leftovers
     assert cached.read() == committed + "next\n"
     assert sorted(p.name for p in b.objects_dir.iterdir()) == sorted(b.meta().referenced())

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING
 
 from zkflock._errors import ConnectError, FileCorruptError, StaleTokenError
 from zkflock._files.meta import FileMeta, decode_meta, encode_meta, new_file_id
+from zkflock._locks.protocol import queue
 from zkflock._zk.client import remaining
 from zkflock._zk.errors import MetaConflictError
+from zkflock._zk.queue import ReadBehind
 
 if TYPE_CHECKING:
     from zkflock._locks.lock import Lock
@@ -36,11 +38,19 @@ class MetaStore:
         """The latest committed metadata, after a ZooKeeper ``sync``."""
         return self.load()[0]
 
-    def load_for_write(self) -> tuple[FileMeta, int]:
+    @property
+    def path(self) -> str:
+        return self._path
+
+    def load_for_write(self, early: tuple[bytes, int] | None = None) -> tuple[FileMeta, int]:
         """The metadata a writer holding the lock builds on (created when missing).
 
         No sync: the lock's grant came through our server, which has applied
-        the previous holder's commit by then."""
+        the previous holder's commit by then. ``early``: (data, znode version)
+        read in the lock's own round trip, when it shows the state at the
+        grant (``read_at_grant``); else it is read now."""
+        if early is not None:
+            return decode_meta(early[0], f"file {self._name!r}"), early[1]
         meta, znode_version = self.load(sync=False)
         if znode_version is None:
             self._session.zk.create_meta(self._path, encode_meta(FileMeta(file_id=new_file_id())))
@@ -100,6 +110,21 @@ class MetaStore:
             f"the outcome of the commit to {self._name!r} is unknown: {why}; look at "
             f"version {new.version}: it landed if that version's object is {new.object!r}"
         )
+
+
+def read_at_grant(early: ReadBehind, held: Lock) -> tuple[bytes, int] | None:
+    """What the read behind the lock's create showed, if it shows the state at
+    the grant: our node was first in the listing sent before it, so the lock
+    was ours at once and every earlier holder's commit (one multi with its
+    release) was applied before the read. After a wait, None: a holder may
+    have committed since, and the commit would fail on the znode version."""
+    paths = held.node_paths()
+    if early.got is None or early.children is None or paths != [f"{early.parent}/{early.node}"]:
+        return None  # not read, or the lock is held through another node (adopted)
+    contenders = queue(early.children)
+    if not contenders or contenders[0].name != early.node:
+        return None
+    return early.got
 
 
 def lock_node_path(held: Lock) -> str:

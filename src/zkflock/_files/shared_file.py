@@ -6,7 +6,8 @@ new bytes, plus now and then the newest segments merged with them
 (``segments``); commit one ZooKeeper multi that deletes our lock node
 (failing, as a whole, when it is already gone) and sets the metadata at the
 version we read (``ZkClient.commit_fenced``); then, best effort, publish the
-plain view (``view``) and collect objects no version refers to any more.
+plain view (``view``) and collect objects no version refers to any more
+(``collect``).
 ZooKeeper, not the file system, decides which objects are current, so a
 holder that lost its lock (paused, partitioned, expired) can never make its
 write visible (Kleppmann, "How to do distributed locking"; Chubby's
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -42,15 +42,16 @@ from zkflock._errors import (
     VolumeError,
     ZkflockError,
 )
-from zkflock._files.commit import MetaStore
+from zkflock._files.collect import collect
+from zkflock._files.commit import MetaStore, read_at_grant
 from zkflock._files.disk import crash_point, store_dir_name
-from zkflock._files.meta import FileMeta, Segment, object_name, object_version
+from zkflock._files.meta import FileMeta, Segment, object_name
 from zkflock._files.objects import CHUNK, ObjectStore, remove
 from zkflock._files.reader import FileReader, stream
 from zkflock._files.segments import merge_start
 from zkflock._files.view import ViewPublisher
 from zkflock._files.working_copy import EDIT_SUFFIX, Document, WorkingCopy
-from zkflock._names import file_meta_path, normalize_name
+from zkflock._names import file_meta_path, lock_parent, normalize_name
 from zkflock.metrics import NOOP, safely
 
 if TYPE_CHECKING:
@@ -61,7 +62,6 @@ log = logging.getLogger("zkflock")
 
 _READ_ATTEMPTS = 5  # rewrites a whole read() retries through
 EDIT_LIMIT = 64 << 20  # bytes edit() holds in memory; larger files: open(), write(), working_copy()
-SCAN_EVERY = 32  # versions between full listings of the objects directory (crash leftovers)
 
 
 class Readable(Protocol):
@@ -92,6 +92,7 @@ class SharedFile:
         self._store = ObjectStore(root, root / ".zkflock" / "objects" / store_dir_name(self._name))
         self._metas = MetaStore(session, self._name, file_meta_path(self._name,
                                                                     settings.namespace))
+        self._lock_parent = lock_parent(self._name, settings.namespace)
         self._publisher = ViewPublisher(root, self._view, root / ".zkflock" / "views", self._name)
 
     @property
@@ -251,10 +252,12 @@ class SharedFile:
     def _writing(self, timeout: float | None,
                  purpose: str) -> Iterator[tuple[Lock, FileMeta, int]]:
         held = self._session.lock(self._name, timeout=timeout, purpose=purpose)
-        if not held.acquire(timeout=timeout):
-            raise LockTimeoutError(self._name, timeout)
+        # The metadata read rides in the lock's round trip (create, listing, read).
+        with self._session.zk.read_behind_queue(self._lock_parent, self._metas.path) as early:
+            if not held.acquire(timeout=timeout):
+                raise LockTimeoutError(self._name, timeout)
         try:
-            base, znode_version = self._metas.load_for_write()
+            base, znode_version = self._metas.load_for_write(read_at_grant(early, held))
             yield held, base, znode_version
         finally:
             self._release(held)
@@ -348,12 +351,12 @@ class SharedFile:
                         self._name, new.version, exc)
             log.debug("publishing the view of %s", self._name, exc_info=True)
         try:
-            self._collect(new, dropped)
+            collect(self._store, self._publisher, new, dropped)
         except Exception as exc:  # likewise
             log.warning("%s: version %d committed; collecting failed: %r",
                         self._name, new.version, exc)
 
-    # -- the view and collection ----------------------------------------------
+    # -- the view ------------------------------------------------------------
 
     def publish_view(self) -> FileMeta:
         """(Re)publish the plain view from the latest committed version."""
@@ -366,29 +369,6 @@ class SharedFile:
         except ZkflockError as exc:
             log.debug("re-reading %s after publishing: %s", self._name, exc)
             return None
-
-    def _collect(self, current: FileMeta, dropped: tuple[Segment, ...]) -> None:
-        """Delete the segments this commit merged or replaced; every
-        ``SCAN_EVERY`` versions, also every other object or working copy of a
-        version up to the current one that it does not refer to (leftovers of
-        writers that crashed or were fenced: a commit for such a version can
-        no longer succeed). Later versions refer only to objects the current
-        one refers to, or to newer ones, so this is safe without the lock."""
-        keep = current.referenced()
-        for seg in dropped:
-            if seg.object not in keep:
-                remove(self._store.path(seg.object))
-        if current.version % SCAN_EVERY:
-            return
-        try:
-            entries = list(os.scandir(self.objects_dir))
-        except FileNotFoundError:
-            return
-        for entry in entries:
-            version = object_version(entry.name.removesuffix(EDIT_SUFFIX))
-            if version is not None and version <= current.version and entry.name not in keep:
-                remove(Path(entry.path))
-        self._publisher.collect_temps()
 
     def __repr__(self) -> str:
         return f"<SharedFile {self._name!r}>"

@@ -4,12 +4,16 @@ Queueing is where the round trips are: a create and the listing of the queue
 go out together (ZooKeeper answers one session's requests in order, so the
 listing already shows our node), ``lock_many`` queues in every lock with one
 multi-transaction, and a create whose reply was lost is found again by its
-guid and adopted only when our current session owns it.
+guid and adopted only when our current session owns it. A fenced writer
+can have the read of its file's metadata ride in the same round trip
+(``read_behind_queue``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,11 +24,12 @@ from kazoo.protocol.serialization import (
     Create2,
     Delete,
     GetChildren,
+    GetData,
     Transaction,
 )
 from kazoo.protocol.states import KeeperState
 
-from zkflock._errors import SessionExpiredError
+from zkflock._errors import SessionExpiredError, ZkflockError
 from zkflock._zk.errors import (
     MAX_REQUEST,
     Disconnected,
@@ -125,6 +130,26 @@ class Enqueued:
     children: list[str] | None  # None: the listing was lost, look again
 
 
+@dataclass
+class ReadBehind:
+    """The read of ``path`` sent right behind one ``enqueue`` under ``parent``
+    (its create and listing): filled by that enqueue, else left empty.
+
+    ZooKeeper answers one session's requests in order, so when ``children``
+    (the listing) shows ``node`` first in the queue, the lock was ours at
+    once and ``got`` shows every write made before the grant. ``got`` is
+    None when not read, missing or lost: the caller reads again."""
+
+    parent: str
+    path: str
+    node: str | None = None
+    children: list[str] | None = None
+    got: tuple[bytes, int] | None = None  # (data, znode version)
+
+
+_behind = threading.local()  # the ReadBehind this thread's next enqueue fills
+
+
 class QueueOps:
     """Lock-queue requests; mixed into ``ZkClient``."""
 
@@ -170,6 +195,41 @@ class QueueOps:
     def _container(self, parent: str) -> Any:
         raise NotImplementedError
 
+    @contextmanager
+    def read_behind_queue(self, parent: str, path: str) -> Iterator[ReadBehind]:
+        """While the block runs, an ``enqueue`` under ``parent`` in this
+        thread also reads ``path`` in the same pipeline (no extra round
+        trip); what it read is in the yielded ``ReadBehind``.
+
+        A thread-local rather than an argument: the lock's waiting loop,
+        between the caller and ``enqueue``, need not know of it."""
+        slot = ReadBehind(parent, path)
+        outer = getattr(_behind, "slot", None)
+        _behind.slot = (self, slot)
+        try:
+            yield slot
+        finally:
+            _behind.slot = outer
+
+    def _read_behind(self, parent: str) -> ReadBehind | None:
+        pending = getattr(_behind, "slot", None)
+        if pending is None or pending[0] is not self or pending[1].parent != parent:
+            return None
+        slot: ReadBehind = pending[1]
+        slot.node = slot.children = slot.got = None  # a retried enqueue starts afresh
+        return slot
+
+    def _fill_behind(self, slot: ReadBehind, entry: Enqueued, got: Any) -> None:
+        if entry.children is None:
+            return  # the listing was lost: the read proves nothing
+        try:
+            with translated(f"reading {slot.path}"):
+                data, stat = self._bounded(got)
+        except ZkflockError:  # missing, or lost: the caller reads again
+            return
+        slot.node, slot.children, slot.got = entry.node, entry.children, (
+            bytes(data), int(stat.version))
+
     def enqueue(
         self, parent: str, prefix: str, data: bytes, *, make_parent: bool = False
     ) -> Enqueued:
@@ -195,9 +255,12 @@ class QueueOps:
             ),
             GetChildren(_prefix_root(client.chroot, parent), None),
         ]
-        if make_parent:
-            requests.insert(0, self._container(parent))
-        *_, created, listed = self._pipeline(*requests)
+        head = [self._container(parent)] if make_parent else []
+        behind = self._read_behind(parent)
+        if behind is not None:
+            requests.append(GetData(_prefix_root(client.chroot, behind.path), None))
+        pending = self._pipeline(*head, *requests)
+        created, listed = pending[len(head)], pending[len(head) + 1]
         with translated(f"queueing under {parent}"):
             path, stat = self._bounded(created)
         try:
@@ -205,7 +268,10 @@ class QueueOps:
                 children: list[str] | None = list(self._bounded(listed))
         except Disconnected:
             children = None
-        return Enqueued(path.rsplit("/", 1)[1], int(stat.czxid), children)
+        entry = Enqueued(path.rsplit("/", 1)[1], int(stat.czxid), children)
+        if behind is not None:
+            self._fill_behind(behind, entry, pending[-1])
+        return entry
 
     def enqueue_many(
         self,
