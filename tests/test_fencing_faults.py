@@ -7,6 +7,7 @@ Runtime: about 2 minutes (each fault ~12 s of workload plus server start-up).
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,24 @@ def test_unfenced_control_loses_updates_under_sigstop(tmp_path: Path) -> None:
             break
     assert max(n for n, _ in lost) > 0, lost
     assert not outcome.ok
+
+
+@pytest.mark.timeout(120)
+def test_run_folder_goes_after_an_expected_outcome_and_stays_after_a_surprise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where a run without base_dir goes
+    passed = torture("none", clients=1, duration=3.0)
+    assert passed.ok
+    assert passed.kept is None
+    assert list(tmp_path.glob("torture-*")) == []
+    # One unfenced client and no fault loses nothing: a control that did not
+    # catch anything is a surprise, so its histories stay for a look.
+    surprise = torture("none", clients=1, duration=3.0, unfenced=True)
+    assert surprise.ok
+    assert surprise.kept is not None
+    assert surprise.kept.parent == tmp_path
+    assert any(surprise.kept.iterdir())
 
 
 @pytest.mark.slow

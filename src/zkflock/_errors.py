@@ -112,7 +112,7 @@ class StaleTokenError(ZkflockError):
 
 
 class ServerStartError(ZkflockError):
-    """The local ZooKeeper could not be started."""
+    """A local server could not be started: ZooKeeper, or the test harness's GlusterFS volume."""
 
     exit_code = 8
 

@@ -60,13 +60,33 @@ def files(hosts: str, cfg: BenchConfig) -> dict[str, Any]:
         "volume bytes / content": round(got["volume_bytes"] / got["content_bytes"], 3),
         "append p50 ms (1 KB, large)": [round(small_p50, 2), round(large_p50, 2)],
         "large file MiB": size // mib,
-        **{f"floor: {k} p50 ms": round(v, 3) for k, v in got["floor_ms"].items()},
+        **_floor_facts(got["floor_ms"], small_p50),
     }
     return {
         "latency_ms": lat,
         "ratios": {"large/small append p50": large_p50 / small_p50,
                    "volume bytes / content": got["volume_bytes"] / got["content_bytes"]},
         "facts": facts,
+    }
+
+
+FENCED_PARTS = ("lock create + listing", "fenced multi (delete + set_data)", "durable segment",
+                "view extension", "unlink merged segment")
+PLAIN_PARTS = ("lock create + listing", "release delete", "append + fsync")
+
+
+def _floor_facts(floor: dict[str, float], append_p50: float) -> dict[str, Any]:
+    """Each part in ms with its share of the 1 KB file's append p50, and the
+    ratio the parts alone would give (plain parts / fenced parts): what is
+    left of an append beyond its parts is client CPU and scheduling."""
+    fenced = sum(floor[k] for k in FENCED_PARTS)
+    plain = sum(floor[k] for k in PLAIN_PARTS)
+    return {
+        **{f"floor: {k} p50 ms, share of append": [round(v, 3), round(v / append_p50, 2)]
+           for k, v in floor.items()},
+        "floor: fenced parts / plain parts ms": [round(fenced, 3), round(plain, 3)],
+        "floor: plain/fenced ratio of the parts alone": round(plain / fenced, 3),
+        "floor: append beyond its parts ms": round(append_p50 - fenced, 3),
     }
 
 
@@ -103,6 +123,7 @@ def _volume_bytes(root: Path, name: str) -> int:
 
 def worker(hosts: str, root: str, size: int, appends: int) -> dict[str, Any]:
     """Runs in its own interpreter: writes, appends, reads, measures."""
+    from zkflock._files.meta import encode_meta
     from zkflock._session import connect
 
     with connect(hosts, root=root, session_timeout=10, connect_timeout=30) as zk:
@@ -128,7 +149,7 @@ def worker(hosts: str, root: str, size: int, appends: int) -> dict[str, Any]:
             while chunk := reader.read(1 << 20):
                 read += len(chunk)
         read_s = time.perf_counter() - started
-        floor = _floor_parts(zk, small, Path(root))
+        floor = _floor_parts(zk, Path(root), encode_meta(large.meta()))
         meta = large.meta()
         if read != meta.size:
             raise RuntimeError(f"read {read} bytes of {meta.size}")
@@ -142,33 +163,76 @@ def worker(hosts: str, root: str, size: int, appends: int) -> dict[str, Any]:
         }
 
 
-def _floor_parts(zk: Any, f: Any, root: Path) -> dict[str, float]:
-    """p50 (ms) of what a fenced append adds to lock + append + fsync: the
-    metadata read (one round trip) and a durable new object (create, write,
-    fsync, directory fsync), next to the plain baseline's append + fsync."""
+def _floor_parts(zk: Any, root: Path, meta: bytes) -> dict[str, float]:
+    """p50 (ms) of each part of a fenced append and of the plain baseline
+    (lock, append, fsync, release), measured interleaved in one loop on the
+    same server and disk: the lock's create + listing (both pay it), the
+    release's delete (plain) against the fenced multi (delete + set_data of
+    ``meta``, a real file's encoded metadata), the plain append + fsync against the
+    durable segment (create, write, file and directory fsync), and what a
+    fenced append adds after its commit: the view extended in place and the
+    merged segment unlinked. The metadata read rides in the lock's round
+    trip since the read-behind change; its own round trip is shown too."""
     import statistics
 
     from zkflock._files.objects import ObjectStore
     from zkflock._names import file_meta_path
 
     store = ObjectStore(root, root / "floor-objects")
-    parts: dict[str, list[float]] = {"metadata read": [], "durable object": [],
-                                     "append + fsync": []}
-    path = file_meta_path(f.name, zk.settings.namespace)
-    for i in range(50):
-        t0 = time.perf_counter()
-        zk.zk.get_meta(path, sync=False)
-        t1 = time.perf_counter()
-        store.create(f"{i}-1-{i:016x}", [LINE.encode()])
-        t2 = time.perf_counter()
-        with open(root / "floor-plain", "a") as out:
-            out.write(LINE)
-            out.flush()
-            os.fsync(out.fileno())
-        t3 = time.perf_counter()
-        for key, took in zip(parts, (t1 - t0, t2 - t1, t3 - t2), strict=True):
+    meta_path = file_meta_path("floor-meta", zk.settings.namespace)
+    zk.zk.create_meta(meta_path, meta)
+    parts: dict[str, list[float]] = {key: [] for key in FLOOR_PARTS}
+    for i in range(60):
+        times = _floor_round(zk, store, root, meta_path, meta, i)
+        for key, took in times.items():
             parts[key].append(took * 1000)
     return {key: statistics.median(values) for key, values in parts.items()}
+
+
+FLOOR_PARTS = ("lock create + listing", "release delete", "fenced multi (delete + set_data)",
+               "append + fsync", "durable segment", "view extension", "unlink merged segment",
+               "metadata read (own round trip)")
+
+
+def _floor_round(zk: Any, store: Any, root: Path, meta_path: str, meta: bytes,
+                 i: int) -> dict[str, float]:
+    clock = time.perf_counter
+    out: dict[str, float] = {}
+    lock = zk.lock("floor-plain")
+    t0 = clock()
+    lock.acquire()
+    out["lock create + listing"] = clock() - t0
+    t0 = clock()
+    lock.release()
+    out["release delete"] = clock() - t0
+    lock = zk.lock("floor-fenced")
+    lock.acquire()
+    version = zk.zk.get_meta(meta_path, sync=False)[1]
+    t0 = clock()
+    zk.zk.commit_fenced(lock.node_paths()[0], meta_path, version, meta)
+    out["fenced multi (delete + set_data)"] = clock() - t0
+    lock.released_by_commit()
+    t0 = clock()
+    with open(root / "floor-plain", "a") as plain:
+        plain.write(LINE)
+        plain.flush()
+        os.fsync(plain.fileno())
+    out["append + fsync"] = clock() - t0
+    t0 = clock()
+    store.create(f"{i}-1-{i:016x}", [LINE.encode()])
+    out["durable segment"] = clock() - t0
+    t0 = clock()
+    fd = os.open(root / "floor-view", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    os.pwrite(fd, LINE.encode(), os.fstat(fd).st_size)
+    os.close(fd)
+    out["view extension"] = clock() - t0
+    t0 = clock()
+    os.unlink(store.path(f"{i}-1-{i:016x}"))
+    out["unlink merged segment"] = clock() - t0
+    t0 = clock()
+    zk.zk.get_meta(meta_path, sync=False)
+    out["metadata read (own round trip)"] = clock() - t0
+    return out
 
 
 class _FileLike:

@@ -54,6 +54,10 @@ def torture_command(ctx: click.Context, faults: str, clients: int, duration: flo
                 mounts=mounts,
             ))
     _show(ctx, outcomes, unfenced)
+    for o in outcomes:
+        if o.kept is not None and not ctx.obj.json:
+            click.echo(f"{o.fault}: the run folder (histories, server logs) is kept: {o.kept}",
+                       err=True)
     passed = all(o.ok for o in outcomes)
     ctx.exit(0 if passed else 1)
 
@@ -114,4 +118,6 @@ def _as_dict(o: Outcome) -> dict[str, object]:
         out["reads"] = o.reads.as_dict()
     if o.views:
         out["views"] = o.views
+    if o.kept is not None:
+        out["kept"] = str(o.kept)
     return out

@@ -13,8 +13,10 @@ republishes it): the caches of the other mounts may lag, never for good.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -64,6 +66,7 @@ class Outcome:
     strikes: list[str] = field(default_factory=list)
     reads: ReadVerdict | None = None  # the readers' verdict (shared-volume runs)
     views: dict[str, str] = field(default_factory=dict)  # mount -> what its view shows
+    kept: Path | None = None  # the run folder (histories, server logs), kept when unexpected
 
     @property
     def ok(self) -> bool:
@@ -236,11 +239,34 @@ def torture(
     base_dir: Path | None = None, mounts: SharedMounts | None = None,
 ) -> Outcome:
     """Run the workload under one nemesis (or ``all``) and check the histories;
-    with ``mounts``, on a shared volume mounted several times."""
+    with ``mounts``, on a shared volume mounted several times.
+
+    The run folder (histories, the server's data and logs) goes under
+    ``base_dir`` (kept: the caller owns it), else under the temp directory,
+    where it is removed after a run with the expected outcome (a fenced run
+    that passed, a control that lost) and kept otherwise (``Outcome.kept``,
+    or a note on the exception)."""
     nemesis = _nemesis(fault)
     if hosts and nemesis.needs_server:
         raise ConfigError(f"fault {fault!r} needs the local ZooKeeper; drop --hosts")
     run_dir = Path(tempfile.mkdtemp(prefix=f"torture-{fault}-", dir=base_dir))
+    try:
+        outcome = _run(fault, nemesis, run_dir, clients, duration, unfenced, hosts, pause,
+                       session_timeout, mounts)
+    except BaseException as exc:
+        exc.add_note(f"zkflock torture: the run folder is kept: {run_dir}")
+        raise
+    if base_dir is not None:
+        return outcome
+    if outcome.ok != unfenced:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return outcome
+    return dataclasses.replace(outcome, kept=run_dir)
+
+
+def _run(fault: str, nemesis: Nemesis, run_dir: Path, clients: int, duration: float,
+         unfenced: bool, hosts: str | None, pause: float, session_timeout: float,
+         mounts: SharedMounts | None) -> Outcome:
     roots, reader_roots = _roots(run_dir, mounts)
     namespace = f"/zkflock-torture-{secrets.token_hex(4)}"
     with ExitStack() as stack:
