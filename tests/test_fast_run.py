@@ -25,10 +25,10 @@ import pytest
 from kazoo.protocol.serialization import Connect, Create2, Delete, GetChildren, GetData, SetData
 
 import zkflock
-from _proxy import ZkProxy
 from zkflock._cli.fast import recognise
 from zkflock._cli.fastexit import EX_LOCK_LOST
 from zkflock._cli.fastrun import shell_join
+from zkflock._harness.proxy import ZkProxy
 from zkflock._locks import holder
 from zkflock._server.local import LocalZooKeeper
 from zkflock._zk import jute
@@ -243,8 +243,8 @@ def proxy(zk_server: LocalZooKeeper, zk_hosts: str) -> Iterator[tuple[ZkProxy, s
     """A proxy to the server, and the test's hosts string (with chroot) through it."""
     host, port = zk_server.hosts.split(",")[0].rsplit(":", 1)
     chroot = zk_hosts[len(zk_server.hosts):]
-    zk_proxy = ZkProxy(host, int(port))
-    yield zk_proxy, zk_proxy.hosts + chroot
+    zk_proxy = ZkProxy((host, int(port)))
+    yield zk_proxy, zk_proxy.address + chroot
     zk_proxy.close()
 
 
@@ -291,8 +291,8 @@ def test_fast_path_moves_to_another_host_with_its_session(
     # the other within the session timeout.
     host, port = zk_server.hosts.split(",")[0].rsplit(":", 1)
     chroot = zk_hosts[len(zk_server.hosts):]
-    proxies = [ZkProxy(host, int(port)), ZkProxy(host, int(port))]
-    hosts = ",".join(p.hosts for p in proxies) + chroot
+    proxies = [ZkProxy((host, int(port))), ZkProxy((host, int(port)))]
+    hosts = ",".join(p.address for p in proxies) + chroot
     proc = fast_through(hosts, tmp_path, "2")
     try:
         wait_for(lambda: (tmp_path / "ready").exists(), "the command to start")

@@ -1,5 +1,5 @@
 """Faults against a real ZooKeeper: a killed holder, session expiry, a cut
-TCP path (through tests/_proxy.py), a lost create reply, foreign nodes, and
+TCP path (through zkflock._harness.proxy), a lost create reply, foreign nodes, and
 names refused before anything reaches ZooKeeper."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pytest
 from kazoo.client import KazooClient
 
 import zkflock
-from _proxy import ZkProxy
 from _workers import Spawner, wait_until
 from zkflock import InvalidNameError, LocalZooKeeper, Lock, LockLostError, Session
+from zkflock._harness.proxy import ZkProxy
 from zkflock._locks.core import LockCore
 from zkflock._locks.protocol import node_prefix
 from zkflock._locks.waiting import Waiter
@@ -29,8 +29,8 @@ def proxy(zk_server: LocalZooKeeper, zk_hosts: str) -> Iterator[tuple[ZkProxy, s
     """A proxy to the server, and the test's hosts string (with chroot) through it."""
     host, port = zk_server.hosts.split(",")[0].rsplit(":", 1)
     chroot = zk_hosts[len(zk_server.hosts) :]
-    proxy = ZkProxy(host, int(port))
-    yield proxy, proxy.hosts + chroot
+    proxy = ZkProxy((host, int(port)))
+    yield proxy, proxy.address + chroot
     proxy.close()
 
 

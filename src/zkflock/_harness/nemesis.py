@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from zkflock._errors import ZkflockError
-from zkflock._harness.proxy import TcpProxy
+from zkflock._harness.proxy import ZkProxy
 from zkflock._server.local import LocalZooKeeper
 from zkflock._session import Session
 
@@ -22,7 +22,7 @@ from zkflock._session import Session
 class Workers(Protocol):
     def pids(self) -> set[int]: ...
     def replace(self, pid: int) -> None: ...
-    def proxies(self, pid: int) -> list[TcpProxy]: ...
+    def proxies(self, pid: int) -> list[ZkProxy]: ...
 
 
 @dataclass
@@ -131,7 +131,7 @@ def cut_holder(target: Target) -> str:
         return "no holder"
     proxies = target.workers.proxies(pid)
     for proxy in proxies:
-        proxy.cut()
+        proxy.freeze()
     try:
         time.sleep(target.outage)
     finally:

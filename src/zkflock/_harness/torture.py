@@ -38,7 +38,7 @@ from zkflock._harness.check import (
     parse_reads,
 )
 from zkflock._harness.nemesis import NEMESES, Nemesis, Target, mixed
-from zkflock._harness.proxy import TcpProxy
+from zkflock._harness.proxy import ZkProxy
 from zkflock._server.local import LocalZooKeeper
 from zkflock._session import Session
 
@@ -89,7 +89,7 @@ class WorkerPool:
         self._roots = roots
         self._deadline = time.monotonic() + duration
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
-        self._proxies: dict[int, list[TcpProxy]] = {}
+        self._proxies: dict[int, list[ZkProxy]] = {}
         self._root_of: dict[int, Path] = {}
         self._readers: list[subprocess.Popen[bytes]] = []
         self._count = 0
@@ -106,7 +106,7 @@ class WorkerPool:
                                          ["--reader"]))
 
     def _spawn(self, root: Path, history: str, extra: list[str]) -> subprocess.Popen[bytes]:
-        proxies = [TcpProxy(u) for u in self._upstreams]
+        proxies = [ZkProxy(u) for u in self._upstreams]
         args = [sys.executable, "-m", "zkflock._harness.workload",
                 "--hosts", ",".join(p.address for p in proxies), "--root", str(root),
                 "--history", str(self._run_dir / history),
@@ -127,7 +127,7 @@ class WorkerPool:
         if time.monotonic() < self._deadline - 1:
             self.start(self._root_of[pid])
 
-    def proxies(self, pid: int) -> list[TcpProxy]:
+    def proxies(self, pid: int) -> list[ZkProxy]:
         return self._proxies.get(pid, [])
 
     def stop(self, grace: float) -> None:
