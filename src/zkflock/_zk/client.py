@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import select
 import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
@@ -23,7 +22,6 @@ from typing import Any
 
 from kazoo import exceptions as ke
 from kazoo.client import KazooClient, KazooState, _prefix_root
-from kazoo.handlers.threading import SequentialThreadingHandler
 from kazoo.interfaces import IAsyncResult
 from kazoo.protocol.serialization import Create2, Delete
 from kazoo.protocol.states import EventType, WatchedEvent
@@ -34,6 +32,7 @@ from zkflock._errors import (
     PermissionDeniedError,
     ZkflockError,
 )
+from zkflock._zk.chroot import ensure_chroot, start_quietly
 from zkflock._zk.errors import (
     Disconnected,
     NodeMissingError,
@@ -42,6 +41,8 @@ from zkflock._zk.errors import (
     translated,
 )
 from zkflock._zk.files import FileOps
+from zkflock._zk.handler import OneSelectHandler as OneSelectHandler
+from zkflock._zk.handler import Wakeup
 from zkflock._zk.queue import QueueOps, delete_chunks
 
 log = logging.getLogger("zkflock")
@@ -60,46 +61,6 @@ class _CreateContainer(Create2):  # type: ignore[misc]
 
 
 CONTAINER_FLAGS = 4
-
-
-class OneSelectHandler(SequentialThreadingHandler):  # type: ignore[misc]
-    """kazoo's threading handler with one ``select(2)`` per ``select`` call.
-
-    kazoo's connection thread selects before every read and write and once
-    per loop turn (~9 times per acquire+release); the stock handler builds
-    and closes a new epoll selector each time (``selector_select``: 4 system
-    calls and ~24 µs of CPU here, ``select.select`` ~2 µs). ``zkflock bench
-    hotpath`` measured the stock and this handler side by side. A descriptor
-    past ``FD_SETSIZE`` (what the selector exists for) takes kazoo's way.
-    """
-
-    def select(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return select.select(*args, **kwargs)
-        except ValueError:  # a descriptor past FD_SETSIZE (or a closed one)
-            return super().select(*args, **kwargs)
-
-    def dispatch_callback(self, callback: Any) -> None:
-        """A lock waiter's watch (:class:`_Wakeup`) runs at once on the
-        connection thread, the rest on kazoo's callback thread: a handoff no
-        longer waits for that thread to be scheduled (or freed) first."""
-        if isinstance(callback.func, _Wakeup):
-            callback.func(*callback.args)
-        else:
-            super().dispatch_callback(callback)
-
-
-class _Wakeup:
-    """A watch that only records the event and wakes a waiter: never blocks."""
-
-    def __init__(self, on_event: Callable[[bool], None]) -> None:
-        self._on_event = on_event
-
-    def __call__(self, event: WatchedEvent) -> None:
-        try:
-            self._on_event(event.type == EventType.DELETED)
-        except Exception:  # never into kazoo's connection loop
-            log.exception("a lock waiter's wake-up failed")
 
 
 class ZkClient(QueueOps, FileOps):
@@ -137,12 +98,14 @@ class ZkClient(QueueOps, FileOps):
         )
         try:
             with translated(f"connecting to ZooKeeper at {hosts}"):
-                client.start(timeout=connect_timeout)
+                start_quietly(client, connect_timeout)
+                ensure_chroot(client, hosts, connect_timeout, auth_data=list(auth) or None,
+                              default_acl=kazoo_acl(acl), **kwargs)
         except ZkflockError as exc:
             client.stop()
             client.close()
-            if isinstance(exc, AuthFailedError):
-                raise
+            if isinstance(exc, AuthFailedError | PermissionDeniedError):
+                raise  # (creating a missing chroot may be refused)
             hint = (" over TLS: check --tls-ca (the CA that signed the server's certificate) "
                     "and that the server's secure port is the one named" if tls else
                     ": check that it runs ('zkflock server status') and --hosts/ZKFLOCK_HOSTS; "
@@ -271,7 +234,7 @@ class ZkClient(QueueOps, FileOps):
         that a sequential name never sees again (Curator's getData comment).
         getData on a missing node fails and leaves no watch."""
 
-        fire = _Wakeup(on_event)
+        fire = Wakeup(on_event)
         pending = [self._client.get_async(p, watch=fire) for p in paths]
         all_there = True
         for path, result in zip(paths, pending, strict=True):
