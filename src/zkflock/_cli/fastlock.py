@@ -22,7 +22,7 @@ from zkflock._errors import PermissionDeniedError, SessionExpiredError, ZkflockE
 from zkflock._locks.holder import holder_data
 from zkflock._locks.protocol import NotQueuedError
 from zkflock._zk import jute
-from zkflock._zk.lite import Disconnected, ReplyError, ensure_path
+from zkflock._zk.lite import Disconnected, ReplyError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -199,3 +199,38 @@ def _watch_and_wait(session: LiteSession, parent: str, decision: Decision,
         if left is not None and left <= 0:
             return None
         session.step(left)
+
+
+def ensure_path(session: LiteSession, path: str, leaf_flags: int) -> None:
+    """Create ``path``'s missing ancestors (persistent) and ``path`` itself
+    (``leaf_flags``: a container for a lock parent); existing ones are fine."""
+    parts = path.strip("/").split("/")
+    for i in range(1, len(parts) + 1):
+        node = "/" + "/".join(parts[:i])
+        last = i == len(parts)
+        op = jute.CREATE_CONTAINER if last and leaf_flags == jute.CONTAINER else jute.CREATE
+        body = jute.create_body(session.path(node), b"",
+                                leaf_flags if last else jute.PERSISTENT, session.acl)
+        try:
+            session.call(op, body, node)
+        except ReplyError as exc:
+            if exc.code == jute.NO_NODE and i == 1 and session.chroot:
+                # The chroot itself is missing: kazoo's makepath creates it
+                # (persistent, same ACL), and so do we; then this node again.
+                _ensure_raw(session, session.chroot)
+                session.call(op, body, node)
+            elif exc.code != jute.NODE_EXISTS:
+                raise
+
+
+def _ensure_raw(session: LiteSession, raw: str) -> None:
+    """Persistent nodes along ``raw``, a path as the server names it."""
+    parts = raw.strip("/").split("/")
+    for i in range(1, len(parts) + 1):
+        node = "/" + "/".join(parts[:i])
+        try:
+            session.call(jute.CREATE, jute.create_body(node, b"", jute.PERSISTENT, session.acl),
+                         node)
+        except ReplyError as exc:
+            if exc.code != jute.NODE_EXISTS:
+                raise
