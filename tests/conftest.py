@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
@@ -16,6 +17,13 @@ from _workers import Spawner
 from zkflock import Session
 from zkflock._harness.sharedfs import GlusterVolume
 from zkflock._server.local import LocalZooKeeper
+
+# A shell without job control starts a background job (`make test &`) with
+# SIGINT ignored, and every child inherits that: the tests that press Ctrl-C
+# on a child (test_status_watch) would see it ignored. A handler of our own is
+# reset to the default in each child at exec.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # tickTime 200 ms lets tests ask for session timeouts down to 0.4 s (2 ticks),
 # so session-expiry tests run in about a second.
