@@ -32,7 +32,7 @@ from zkflock._errors import (
     PermissionDeniedError,
     ZkflockError,
 )
-from zkflock._zk.chroot import ensure_chroot, start_quietly
+from zkflock._zk.chroot import create_chroot, start_quietly
 from zkflock._zk.errors import (
     Disconnected,
     NodeMissingError,
@@ -98,9 +98,9 @@ class ZkClient(QueueOps, FileOps):
         )
         try:
             with translated(f"connecting to ZooKeeper at {hosts}"):
-                start_quietly(client, connect_timeout)
-                ensure_chroot(client, hosts, connect_timeout, auth_data=list(auth) or None,
-                              default_acl=kazoo_acl(acl), **kwargs)
+                if start_quietly(client, connect_timeout):
+                    create_chroot(client, hosts, connect_timeout, auth_data=list(auth) or None,
+                                  default_acl=kazoo_acl(acl), **kwargs)
         except ZkflockError as exc:
             client.stop()
             client.close()
