@@ -30,9 +30,7 @@ from zkflock._errors import ServerStartError
 from zkflock._server.config import (
     NodePorts,
     allocate_node_ports,
-    die_with_parent,
     hosts_string,
-    java_command,
     log_tails,
     parse_mode,
     parse_zxid,
@@ -46,6 +44,7 @@ from zkflock._server.config import (
     wait_stopped,
     write_state,
 )
+from zkflock._server.launch import launch_node
 
 _POLL_INTERVAL = 0.05
 _STOP_GRACE = 10.0
@@ -310,31 +309,18 @@ class LocalZooKeeper:
             ) from err
 
     def _spawn_process(self, java: str, myid: int) -> None:
-        node_dir = self.node_dir(myid)
-        data_dir = node_dir / "data"
-        data_dir.mkdir(parents=True, exist_ok=True)
-        (data_dir / "myid").write_text(f"{myid}\n", "ascii")
         cfg = render_zoo_cfg(
             myid=myid,
-            data_dir=str(data_dir),
+            data_dir=str(self.node_dir(myid) / "data"),
             ports=self._node_ports(),
             tick_time=self._tick_time,
             force_sync=self._force_sync,
             max_session_timeout=self._max_session_timeout,
             extra_config=self._extra_config,
         )
-        (node_dir / "zoo.cfg").write_text(cfg, "utf-8")
-        argv = java_command(java, node_dir, self._extra_classpath)
-        if not self._background:
-            argv = die_with_parent(argv)
-        log_path = self.log_path(myid)
-        with open(log_path, "ab") as log:
-            self._log_offsets[myid] = log.tell()
-            # A new session: Ctrl-C in the parent's terminal must not reach the JVM.
-            proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=node_dir, start_new_session=True,
-            )
+        proc, self._log_offsets[myid] = launch_node(
+            java, self.node_dir(myid), myid, cfg, self.log_path(myid),
+            extra_classpath=self._extra_classpath, background=self._background)
         self._procs[myid] = proc
         self._pids[myid] = proc.pid
 
