@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -283,28 +283,38 @@ def holding_pids(zk: zkflock.Session) -> list[int | None]:
     return [h.pid for h in zk.holders("L")]
 
 
-def test_fast_path_reconnects_with_its_session(zk_hosts: str, tmp_path: Path,
-                                               proxy: tuple[ZkProxy, str]) -> None:
-    # A connection cut shorter than the session timeout: the fast path
-    # reconnects with the session id and password, keeps the lock (the same
-    # node), and the command's own status comes back.
-    zk_proxy, hosts = proxy
-    proc = fast_through(hosts, tmp_path, "2")
+def _keeps_its_node(zk_hosts: str, tmp_path: Path, proc: subprocess.Popen[str],
+                    disturb: Callable[[], None]) -> None:
+    """After ``disturb()`` and past the session timeout, the fast run still
+    holds the same node (a session left behind would be gone by then) and
+    its command's own status comes back."""
     try:
         wait_for(lambda: (tmp_path / "ready").exists(), "the command to start")
         with zkflock.connect(zk_hosts) as zk:
             before = zk.holders("L")
-            zk_proxy.cut()
-            time.sleep(0.5)
-            zk_proxy.heal()
-            wait_for(lambda: zk_proxy.accepted >= 2, "the fast path to reconnect")
-            time.sleep(2.5)  # past the session timeout: a session left behind would be gone
+            disturb()
+            time.sleep(2.5)  # past the session timeout
             assert zk.holders("L") == before  # the same node, the same session
         (tmp_path / "go").touch()
         assert proc.wait(timeout=WAIT) == 7
     finally:
         proc.kill()
         proc.communicate()
+
+
+def test_fast_path_reconnects_with_its_session(zk_hosts: str, tmp_path: Path,
+                                               proxy: tuple[ZkProxy, str]) -> None:
+    # A connection cut shorter than the session timeout: the fast path
+    # reconnects with the session id and password and keeps the lock.
+    zk_proxy, hosts = proxy
+
+    def cut_briefly() -> None:
+        zk_proxy.cut()
+        time.sleep(0.5)
+        zk_proxy.heal()
+        wait_for(lambda: zk_proxy.accepted >= 2, "the fast path to reconnect")
+
+    _keeps_its_node(zk_hosts, tmp_path, fast_through(hosts, tmp_path, "2"), cut_briefly)
 
 
 def test_fast_path_moves_to_another_host_with_its_session(
@@ -316,22 +326,17 @@ def test_fast_path_moves_to_another_host_with_its_session(
     chroot = zk_hosts[len(zk_server.hosts):]
     proxies = [ZkProxy((host, int(port))), ZkProxy((host, int(port)))]
     hosts = ",".join(p.address for p in proxies) + chroot
-    proc = fast_through(hosts, tmp_path, "2")
-    try:
-        wait_for(lambda: (tmp_path / "ready").exists(), "the command to start")
+
+    def cut_the_used_one() -> None:
         used, other = proxies if proxies[0].accepted else proxies[::-1]
         assert (used.accepted, other.accepted) == (1, 0)
-        with zkflock.connect(zk_hosts) as zk:
-            before = zk.holders("L")
-            used.cut()
-            wait_for(lambda: other.accepted >= 1, "the fast path to reach the other host")
-            time.sleep(2.5)  # past the session timeout: a session left behind would be gone
-            assert zk.holders("L") == before  # the same node, the same session
-        (tmp_path / "go").touch()
-        assert proc.wait(timeout=WAIT) == 7
+        used.cut()
+        wait_for(lambda: other.accepted >= 1, "the fast path to reach the other host")
+
+    try:
+        _keeps_its_node(zk_hosts, tmp_path, fast_through(hosts, tmp_path, "2"),
+                        cut_the_used_one)
     finally:
-        proc.kill()
-        proc.communicate()
         for p in proxies:
             p.close()
 
